@@ -1,0 +1,3 @@
+//! heartline for blocking code: tungstenite over `std::net`, driven by the
+//! [`heartline_core`] state machines.
+#![forbid(unsafe_code)]

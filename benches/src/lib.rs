@@ -1,0 +1,1 @@
+//! heartline benchmarks live in `benches/`.

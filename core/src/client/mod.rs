@@ -1,0 +1,1010 @@
+//! The client supervisor: heartbeat, reconnect with backoff, close semantics and a send
+//! queue, in one sans-IO state machine.
+
+mod config;
+
+pub use config::{
+    AppHeartbeat, ClientConfig, HeartbeatConfig, HeartbeatKind, Overflow, QueueConfig,
+    ReconnectConfig, ReplyMatcher,
+};
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::frame::{close_code, Frame, Message};
+use crate::rng::Rng;
+use crate::timers::TimerTable;
+use crate::{ConfigError, ConnId, Disposition, Initiator, PingPayload, ReadyState};
+
+/// What the client asks its driver to do. Every action names the connection it is
+/// for; a driver ignores actions for a connection it no longer has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a new connection (TCP, TLS, HTTP upgrade) and report the outcome with
+    /// [`Event::Connected`] or [`Event::ConnectFailed`]. `timeout` is the connect timeout,
+    /// for drivers whose connect call blocks; the core enforces it too.
+    Connect {
+        /// The new connection.
+        conn: ConnId,
+        /// 0 for the first connection, `n` for the n-th reconnect attempt in a row.
+        attempt: u32,
+        /// The connect timeout.
+        timeout: Duration,
+    },
+    /// Send a protocol Ping with this payload.
+    SendPing {
+        /// The connection.
+        conn: ConnId,
+        /// The payload (a sequence number).
+        payload: PingPayload,
+    },
+    /// Send the application heartbeat message from [`AppHeartbeat::message`].
+    SendHeartbeat {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Send an application message.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The message.
+        message: Message,
+    },
+    /// Start the close handshake: send a Close frame and keep reading until the peer
+    /// closes. The core sends [`Action::Abort`] if that takes too long.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// The close code.
+        code: u16,
+        /// The close reason (at most 123 bytes).
+        reason: String,
+    },
+    /// Drop the connection now, without a handshake.
+    Abort {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// What the driver tells the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// The connection opened (the server answered the upgrade with 101).
+    Connected(ConnId),
+    /// The connection attempt failed.
+    ConnectFailed(ConnId, ConnectError<'a>),
+    /// A frame arrived on the connection.
+    Frame(ConnId, Frame<'a>),
+    /// The connection ended: the peer closed TCP, an IO error happened, or the driver
+    /// finished an abort. `error` describes an IO error, if there was one.
+    Disconnected(ConnId, Option<&'a str>),
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectError<'a> {
+    /// The server answered the upgrade with an HTTP status other than 101.
+    Http {
+        /// The status code.
+        status: u16,
+        /// The `Retry-After` header as a delay, if the server sent one.
+        retry_after: Option<Duration>,
+    },
+    /// TCP, TLS or the handshake failed; the text says how.
+    Io(&'a str),
+}
+
+/// Why a connection attempt failed, owned, as reported to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// The server answered with this HTTP status.
+    Http {
+        /// The status code.
+        status: u16,
+        /// The `Retry-After` delay the server asked for.
+        retry_after: Option<Duration>,
+    },
+    /// TCP, TLS or the handshake failed.
+    Io(String),
+    /// The attempt took longer than the connect timeout.
+    Timeout,
+}
+
+impl fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectFailure::Http { status, .. } => write!(f, "HTTP {status}"),
+            ConnectFailure::Io(e) => f.write_str(e),
+            ConnectFailure::Timeout => f.write_str("connect timeout"),
+        }
+    }
+}
+
+/// What the client tells the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A connection attempt started.
+    Connecting {
+        /// The connection.
+        conn: ConnId,
+        /// 0 for the first connection, `n` for the n-th reconnect attempt in a row.
+        attempt: u32,
+    },
+    /// The connection is open; queued messages follow it onto the wire.
+    Open {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A heartbeat reply arrived after this round-trip time.
+    Rtt(Duration),
+    /// No heartbeat reply within the timeout: the connection is being dropped.
+    HeartbeatMissed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A connection attempt failed.
+    ConnectFailed {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        error: ConnectFailure,
+    },
+    /// An open connection closed.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// The close code (1006 when it ended without a close frame).
+        code: u16,
+        /// The close reason, or a description of what ended it.
+        reason: String,
+        /// Who ended it.
+        by: Initiator,
+    },
+    /// The next attempt will start after `delay`.
+    ReconnectScheduled {
+        /// Which reconnect attempt in a row this is (1 for the first).
+        attempt: u32,
+        /// The wait before it.
+        delay: Duration,
+    },
+    /// The client stopped trying; it is closed for good.
+    GaveUp {
+        /// Why.
+        reason: GiveUpReason,
+    },
+    /// Queued messages were discarded.
+    Dropped {
+        /// How many messages.
+        messages: usize,
+        /// How many payload bytes.
+        bytes: usize,
+        /// Why.
+        cause: DropCause,
+    },
+}
+
+/// Why the client stopped reconnecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GiveUpReason {
+    /// `max_attempts` reconnect attempts in a row failed.
+    AttemptsExhausted {
+        /// How many reconnect attempts were made.
+        attempts: u32,
+    },
+    /// The server answered the handshake with a status configured as terminal.
+    HttpStatus(u16),
+    /// The server closed with a code configured as terminal.
+    CloseCode {
+        /// The code.
+        code: u16,
+        /// The server's reason.
+        reason: String,
+    },
+}
+
+impl fmt::Display for GiveUpReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GiveUpReason::AttemptsExhausted { attempts } => {
+                write!(f, "{attempts} reconnect attempts failed")
+            }
+            GiveUpReason::HttpStatus(s) => write!(f, "server answered HTTP {s}"),
+            GiveUpReason::CloseCode { code, reason } => {
+                write!(f, "server closed with code {code}")?;
+                if !reason.is_empty() {
+                    write!(f, " ({reason})")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Why queued messages were discarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropCause {
+    /// The queue was full and the policy is [`Overflow::DropOldest`].
+    Overflow,
+    /// The client closed for good with messages still queued.
+    Closed,
+}
+
+/// A message the client would not take; the message comes back to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    /// The message that was not sent.
+    pub message: Message,
+    /// Why.
+    pub kind: SendErrorKind,
+}
+
+/// Why a send was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendErrorKind {
+    /// The client is closed or closing for good.
+    Closed,
+    /// The queue is full and the policy is [`Overflow::RejectNew`].
+    QueueFull,
+    /// The message alone is larger than the queue's byte bound.
+    TooLarge,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            SendErrorKind::Closed => f.write_str("client is closed"),
+            SendErrorKind::QueueFull => f.write_str("send queue is full"),
+            SendErrorKind::TooLarge => f.write_str("message is larger than the send queue"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// `close` was called with a code or reason that cannot go on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseError {
+    /// The code is not one an endpoint may send (RFC 6455 section 7.4).
+    InvalidCode(u16),
+    /// The reason is over 123 bytes (a control frame holds 125, two are the code).
+    ReasonTooLong(usize),
+}
+
+impl fmt::Display for CloseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseError::InvalidCode(c) => write!(f, "{c} may not be sent as a close code"),
+            CloseError::ReasonTooLong(n) => {
+                write!(f, "close reason is {n} bytes, at most 123 fit")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CloseError {}
+
+/// Named timers, handled in this order when several are due together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Connect = 0,
+    Close,
+    PongDeadline,
+    Ping,
+    Stable,
+    Reconnect,
+}
+
+const TIMERS: usize = 6;
+const ALL_TIMERS: [Timer; TIMERS] = [
+    Timer::Connect,
+    Timer::Close,
+    Timer::PongDeadline,
+    Timer::Ping,
+    Timer::Stable,
+    Timer::Reconnect,
+];
+
+/// What follows a close handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterClose {
+    /// The application closed: stop for good.
+    Stop,
+    /// `reconnect_now` while open: connect again at once.
+    ReconnectNow,
+    /// The peer closed: decide by its close code.
+    Decide,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Connecting {
+        conn: ConnId,
+    },
+    Open {
+        conn: ConnId,
+    },
+    Closing {
+        conn: ConnId,
+        after: AfterClose,
+        code: u16,
+        reason: String,
+        by: Initiator,
+    },
+    /// Waiting out a reconnect delay.
+    Waiting,
+    /// Closed for good.
+    Closed {
+        /// `true` when the application closed it (then `reconnect_now` does nothing);
+        /// `false` when the client gave up (then `reconnect_now` starts over).
+        by_app: bool,
+    },
+}
+
+/// Heartbeat bookkeeping for the open connection.
+#[derive(Debug, Default)]
+struct Beat {
+    /// The heartbeat in flight, whose reply is awaited: (sequence, sent at).
+    awaiting: Option<(u64, Instant)>,
+    /// The last heartbeat sent, kept for a round-trip time even after other traffic
+    /// already proved the peer alive.
+    last_sent: Option<(u64, Instant)>,
+    /// Next heartbeat sequence number.
+    next_seq: u64,
+}
+
+/// The client supervisor. See the crate docs for the loop that drives it.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    rng: Rng,
+    phase: Phase,
+    /// Last connection handed out; the next is `last_conn + 1`.
+    last_conn: ConnId,
+    /// Reconnect attempts in a row without a stable connection.
+    failures: u32,
+    beat: Beat,
+    rtt: Option<Duration>,
+    timers: TimerTable<TIMERS>,
+    now: Instant,
+    actions: VecDeque<Action>,
+    notices: VecDeque<Notice>,
+    /// Messages waiting for the connection to open.
+    queue: VecDeque<Message>,
+    queue_bytes: usize,
+    /// Payload bytes of `Send` actions not yet taken by the driver.
+    action_bytes: usize,
+}
+
+impl Client {
+    /// A client that starts connecting at once: the first [`Client::poll_action`] is
+    /// [`Action::Connect`]. `seed` drives the reconnect jitter: the same seed and the same
+    /// inputs give the same outputs.
+    pub fn new(config: ClientConfig, seed: u64, now: Instant) -> Result<Client, ConfigError> {
+        config.validate()?;
+        let mut client = Client {
+            config,
+            rng: Rng::new(seed),
+            phase: Phase::Waiting,
+            last_conn: ConnId(0),
+            failures: 0,
+            beat: Beat::default(),
+            rtt: None,
+            timers: TimerTable::new(),
+            now,
+            actions: VecDeque::with_capacity(8),
+            notices: VecDeque::with_capacity(8),
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            action_bytes: 0,
+        };
+        client.connect(now);
+        Ok(client)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Feeds one event in. For a [`Event::Frame`] the answer says whether the
+    /// application should see the frame; for other events it is [`Disposition::Consumed`]
+    /// (or [`Disposition::Stale`] for a connection that is no longer current).
+    pub fn handle_event(&mut self, now: Instant, event: Event<'_>) -> Disposition {
+        let now = self.clamp(now);
+        match event {
+            Event::Connected(conn) => {
+                if !self.is_current(conn) {
+                    return Disposition::Stale;
+                }
+                if matches!(self.phase, Phase::Connecting { .. }) {
+                    self.on_open(now, conn);
+                }
+                Disposition::Consumed
+            }
+            Event::ConnectFailed(conn, error) => {
+                if !self.is_current(conn) {
+                    return Disposition::Stale;
+                }
+                if matches!(self.phase, Phase::Connecting { .. }) {
+                    let failure = match error {
+                        ConnectError::Http {
+                            status,
+                            retry_after,
+                        } => ConnectFailure::Http {
+                            status,
+                            retry_after,
+                        },
+                        ConnectError::Io(e) => ConnectFailure::Io(e.to_owned()),
+                    };
+                    self.on_connect_failed(now, conn, failure);
+                }
+                Disposition::Consumed
+            }
+            Event::Frame(conn, frame) => {
+                if !self.is_current(conn) {
+                    return Disposition::Stale;
+                }
+                self.on_frame(now, conn, frame)
+            }
+            Event::Disconnected(conn, error) => {
+                if !self.is_current(conn) {
+                    return Disposition::Stale;
+                }
+                self.on_disconnected(now, conn, error);
+                Disposition::Consumed
+            }
+        }
+    }
+
+    /// Handles every deadline at or before `now`. Each handled deadline moves or goes,
+    /// so calling this again with the same `now` does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clamp(now);
+        // Each timer handled either clears itself or is re-armed strictly in the future,
+        // so this loop ends; the bound is a guard, not a limit in practice.
+        for _ in 0..TIMERS * 2 {
+            let Some(i) = self.timers.take_due(now) else {
+                return;
+            };
+            self.on_timer(now, ALL_TIMERS[i]);
+        }
+    }
+
+    /// Sends `message` now if the connection is open, or queues it until it is.
+    pub fn send(&mut self, now: Instant, message: Message) -> Result<(), SendError> {
+        self.clamp(now);
+        match &self.phase {
+            Phase::Open { conn } => {
+                let conn = *conn;
+                self.push_send(conn, message);
+                Ok(())
+            }
+            Phase::Closed { .. }
+            | Phase::Closing {
+                after: AfterClose::Stop,
+                ..
+            } => Err(SendError {
+                message,
+                kind: SendErrorKind::Closed,
+            }),
+            _ => self.enqueue(message),
+        }
+    }
+
+    /// Closes for good: no reconnect afterwards, timers cleared. From an open connection
+    /// this starts the close handshake with `code` and `reason`.
+    pub fn close(&mut self, now: Instant, code: u16, reason: &str) -> Result<(), CloseError> {
+        if !close_code::is_sendable(code) {
+            return Err(CloseError::InvalidCode(code));
+        }
+        if reason.len() > 123 {
+            return Err(CloseError::ReasonTooLong(reason.len()));
+        }
+        let now = self.clamp(now);
+        match &mut self.phase {
+            Phase::Open { conn } => {
+                let conn = *conn;
+                self.start_close(now, conn, code, reason, Initiator::Local, AfterClose::Stop);
+            }
+            Phase::Connecting { conn } => {
+                let conn = *conn;
+                self.actions.push_back(Action::Abort { conn });
+                self.stop(true);
+            }
+            Phase::Closing { after, .. } => *after = AfterClose::Stop,
+            Phase::Waiting => self.stop(true),
+            Phase::Closed { by_app } => *by_app = true,
+        }
+        Ok(())
+    }
+
+    /// Skips the wait: reconnects at once if a reconnect is pending; closes and reopens
+    /// an open connection; starts over after the client gave up. Does nothing while
+    /// connecting, or after [`Client::close`].
+    pub fn reconnect_now(&mut self, now: Instant) {
+        let now = self.clamp(now);
+        match &mut self.phase {
+            Phase::Waiting => {
+                self.timers.clear(Timer::Reconnect as usize);
+                self.connect(now);
+            }
+            Phase::Open { conn } => {
+                let conn = *conn;
+                self.start_close(
+                    now,
+                    conn,
+                    close_code::NORMAL,
+                    "reconnecting",
+                    Initiator::Local,
+                    AfterClose::ReconnectNow,
+                );
+            }
+            Phase::Closing { after, .. } => {
+                if *after == AfterClose::Decide {
+                    *after = AfterClose::ReconnectNow;
+                }
+            }
+            Phase::Closed { by_app: false } => {
+                self.failures = 0;
+                self.connect(now);
+            }
+            Phase::Connecting { .. } | Phase::Closed { by_app: true } => {}
+        }
+    }
+
+    /// The next thing for the driver to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        let action = self.actions.pop_front()?;
+        if let Action::Send { message, .. } = &action {
+            self.action_bytes -= message.len();
+        }
+        Some(action)
+    }
+
+    /// The next thing to tell the application.
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        self.notices.pop_front()
+    }
+
+    /// The one deadline at which [`Client::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Like the browser's `readyState`. A client waiting to reconnect is `Connecting`.
+    pub fn state(&self) -> ReadyState {
+        match self.phase {
+            Phase::Connecting { .. } | Phase::Waiting => ReadyState::Connecting,
+            Phase::Open { .. } => ReadyState::Open,
+            Phase::Closing {
+                after: AfterClose::Stop,
+                ..
+            } => ReadyState::Closing,
+            // A close on the way to a reconnect is, for the application, connecting.
+            Phase::Closing { .. } => ReadyState::Connecting,
+            Phase::Closed { .. } => ReadyState::Closed,
+        }
+    }
+
+    /// Whether the client has stopped for good (closed by the application or gave up).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed { .. })
+    }
+
+    /// The connection in use or being opened, if any.
+    pub fn current_conn(&self) -> Option<ConnId> {
+        match self.phase {
+            Phase::Connecting { conn } | Phase::Open { conn } | Phase::Closing { conn, .. } => {
+                Some(conn)
+            }
+            Phase::Waiting | Phase::Closed { .. } => None,
+        }
+    }
+
+    /// Payload bytes sent by the application and not yet handed to the driver (queued
+    /// while disconnected, or waiting in the action queue), like the browser's
+    /// `bufferedAmount`.
+    pub fn buffered_amount(&self) -> usize {
+        self.queue_bytes + self.action_bytes
+    }
+
+    /// Messages queued while the connection is not open.
+    pub fn queued_messages(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The last measured heartbeat round-trip time.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    // ---- internals ----
+
+    fn clamp(&mut self, now: Instant) -> Instant {
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    fn is_current(&self, conn: ConnId) -> bool {
+        self.current_conn() == Some(conn)
+    }
+
+    fn connect(&mut self, now: Instant) {
+        self.last_conn = ConnId(self.last_conn.0 + 1);
+        let conn = self.last_conn;
+        self.phase = Phase::Connecting { conn };
+        self.timers
+            .set(Timer::Connect as usize, now + self.config.connect_timeout);
+        self.actions.push_back(Action::Connect {
+            conn,
+            attempt: self.failures,
+            timeout: self.config.connect_timeout,
+        });
+        self.notices.push_back(Notice::Connecting {
+            conn,
+            attempt: self.failures,
+        });
+    }
+
+    fn on_open(&mut self, now: Instant, conn: ConnId) {
+        self.timers.clear(Timer::Connect as usize);
+        self.phase = Phase::Open { conn };
+        self.beat.awaiting = None;
+        self.beat.last_sent = None;
+        if !matches!(self.config.heartbeat.kind, HeartbeatKind::Off) {
+            self.timers
+                .set(Timer::Ping as usize, now + self.config.heartbeat.interval);
+        }
+        self.timers.set(
+            Timer::Stable as usize,
+            now + self.config.reconnect.stable_after,
+        );
+        self.notices.push_back(Notice::Open { conn });
+        while let Some(message) = self.queue.pop_front() {
+            self.queue_bytes -= message.len();
+            self.push_send(conn, message);
+        }
+    }
+
+    fn on_connect_failed(&mut self, now: Instant, conn: ConnId, error: ConnectFailure) {
+        self.timers.clear(Timer::Connect as usize);
+        let next = match &error {
+            ConnectFailure::Http { status, .. }
+                if self
+                    .config
+                    .reconnect
+                    .terminal_http_statuses
+                    .contains(status) =>
+            {
+                Next::GiveUp(GiveUpReason::HttpStatus(*status))
+            }
+            ConnectFailure::Http {
+                status: 429 | 503,
+                retry_after: Some(wait),
+            } => Next::Retry(Some(*wait)),
+            _ => Next::Retry(None),
+        };
+        self.notices
+            .push_back(Notice::ConnectFailed { conn, error });
+        self.after_disconnect(now, next);
+    }
+
+    fn on_frame(&mut self, now: Instant, conn: ConnId, frame: Frame<'_>) -> Disposition {
+        let open = matches!(self.phase, Phase::Open { .. });
+        if let Frame::Close(close) = frame {
+            if open {
+                let (code, reason) = close.unwrap_or((close_code::NO_STATUS, ""));
+                // The WebSocket library answers the Close; wait for the peer to end TCP.
+                self.start_close(
+                    now,
+                    conn,
+                    code,
+                    reason,
+                    Initiator::Remote,
+                    AfterClose::Decide,
+                );
+            }
+            return Disposition::Consumed;
+        }
+        let mut disposition = match frame {
+            Frame::Text(_) | Frame::Binary(_) => Disposition::Deliver,
+            _ => Disposition::Consumed,
+        };
+        if !open {
+            // Data that arrives during a close handshake is still the application's.
+            return disposition;
+        }
+        let is_reply = match (&self.config.heartbeat.kind, frame) {
+            (HeartbeatKind::Protocol, Frame::Pong(payload)) => self
+                .beat
+                .last_sent
+                .is_some_and(|(seq, _)| PingPayload::from_seq(seq).as_bytes() == payload),
+            (HeartbeatKind::App(app), Frame::Text(_) | Frame::Binary(_)) => {
+                app.reply.matches(&app.message, &frame)
+            }
+            _ => false,
+        };
+        if is_reply {
+            disposition = Disposition::Consumed;
+            if let Some((_, sent)) = self.beat.last_sent.take() {
+                let rtt = now.saturating_duration_since(sent);
+                self.rtt = Some(rtt);
+                self.notices.push_back(Notice::Rtt(rtt));
+            }
+        }
+        if is_reply || self.config.heartbeat.any_frame_is_alive {
+            self.alive(now);
+        }
+        disposition
+    }
+
+    /// The peer showed a sign of life: the heartbeat restarts from now.
+    fn alive(&mut self, now: Instant) {
+        if matches!(self.config.heartbeat.kind, HeartbeatKind::Off) {
+            return;
+        }
+        self.beat.awaiting = None;
+        self.timers.clear(Timer::PongDeadline as usize);
+        self.timers
+            .set(Timer::Ping as usize, now + self.config.heartbeat.interval);
+    }
+
+    fn on_disconnected(&mut self, now: Instant, conn: ConnId, error: Option<&str>) {
+        match &mut self.phase {
+            Phase::Connecting { .. } => {
+                let e = error.unwrap_or("connection closed during the handshake");
+                self.on_connect_failed(now, conn, ConnectFailure::Io(e.to_owned()));
+            }
+            Phase::Open { .. } => {
+                self.leave_open();
+                self.notices.push_back(Notice::Closed {
+                    conn,
+                    code: close_code::ABNORMAL,
+                    reason: error.unwrap_or("connection lost").to_owned(),
+                    by: Initiator::Transport,
+                });
+                self.after_disconnect(now, Next::Retry(None));
+            }
+            Phase::Closing { .. } => self.finish_close(now),
+            Phase::Waiting | Phase::Closed { .. } => {}
+        }
+    }
+
+    fn on_timer(&mut self, now: Instant, timer: Timer) {
+        match (timer, &self.phase) {
+            (Timer::Connect, Phase::Connecting { conn }) => {
+                let conn = *conn;
+                self.actions.push_back(Action::Abort { conn });
+                self.on_connect_failed(now, conn, ConnectFailure::Timeout);
+            }
+            (Timer::Close, Phase::Closing { conn, .. }) => {
+                let conn = *conn;
+                self.actions.push_back(Action::Abort { conn });
+                self.finish_close(now);
+            }
+            (Timer::Ping, Phase::Open { conn }) => {
+                let conn = *conn;
+                let seq = self.beat.next_seq;
+                self.beat.next_seq += 1;
+                self.beat.awaiting = Some((seq, now));
+                self.beat.last_sent = Some((seq, now));
+                self.timers.set(
+                    Timer::PongDeadline as usize,
+                    now + self.config.heartbeat.timeout,
+                );
+                let action = match self.config.heartbeat.kind {
+                    HeartbeatKind::App(_) => Action::SendHeartbeat { conn },
+                    _ => Action::SendPing {
+                        conn,
+                        payload: PingPayload::from_seq(seq),
+                    },
+                };
+                self.actions.push_back(action);
+            }
+            (Timer::PongDeadline, Phase::Open { conn }) => {
+                let conn = *conn;
+                self.notices.push_back(Notice::HeartbeatMissed { conn });
+                self.actions.push_back(Action::Abort { conn });
+                self.leave_open();
+                self.notices.push_back(Notice::Closed {
+                    conn,
+                    code: close_code::ABNORMAL,
+                    reason: "heartbeat timeout".to_owned(),
+                    by: Initiator::Local,
+                });
+                self.after_disconnect(now, Next::Retry(None));
+            }
+            (Timer::Stable, Phase::Open { .. }) => self.failures = 0,
+            (Timer::Reconnect, Phase::Waiting) => self.connect(now),
+            // A timer that outlived its phase (never armed across phases, but harmless).
+            _ => {}
+        }
+    }
+
+    fn start_close(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        code: u16,
+        reason: &str,
+        by: Initiator,
+        after: AfterClose,
+    ) {
+        self.leave_open();
+        if by == Initiator::Local {
+            self.actions.push_back(Action::Close {
+                conn,
+                code,
+                reason: reason.to_owned(),
+            });
+        }
+        self.timers
+            .set(Timer::Close as usize, now + self.config.close_timeout);
+        self.phase = Phase::Closing {
+            conn,
+            after,
+            code,
+            reason: reason.to_owned(),
+            by,
+        };
+    }
+
+    /// The close handshake ended (or timed out): report and move on.
+    fn finish_close(&mut self, now: Instant) {
+        self.timers.clear(Timer::Close as usize);
+        let Phase::Closing {
+            conn,
+            after,
+            code,
+            reason,
+            by,
+        } = std::mem::replace(&mut self.phase, Phase::Waiting)
+        else {
+            return;
+        };
+        let next = match after {
+            AfterClose::Stop => Next::Stop,
+            AfterClose::ReconnectNow => Next::ConnectNow,
+            AfterClose::Decide if self.config.reconnect.terminal_close_codes.contains(&code) => {
+                Next::GiveUp(GiveUpReason::CloseCode {
+                    code,
+                    reason: reason.clone(),
+                })
+            }
+            AfterClose::Decide => Next::Retry(None),
+        };
+        self.notices.push_back(Notice::Closed {
+            conn,
+            code,
+            reason,
+            by,
+        });
+        self.after_disconnect(now, next);
+    }
+
+    /// Clears what only an open connection has.
+    fn leave_open(&mut self) {
+        self.beat.awaiting = None;
+        for t in [Timer::Ping, Timer::PongDeadline, Timer::Stable] {
+            self.timers.clear(t as usize);
+        }
+    }
+
+    fn after_disconnect(&mut self, now: Instant, next: Next) {
+        match next {
+            Next::Stop => self.stop(true),
+            Next::GiveUp(reason) => {
+                self.notices.push_back(Notice::GaveUp { reason });
+                self.stop(false);
+            }
+            Next::ConnectNow => self.connect(now),
+            Next::Retry(retry_after) => {
+                let rc = &self.config.reconnect;
+                if rc.max_attempts.is_some_and(|max| self.failures >= max) {
+                    let attempts = self.failures;
+                    self.notices.push_back(Notice::GaveUp {
+                        reason: GiveUpReason::AttemptsExhausted { attempts },
+                    });
+                    self.stop(false);
+                    return;
+                }
+                self.failures = self.failures.saturating_add(1);
+                let mut delay = rc
+                    .jitter
+                    .apply(rc.backoff.delay(self.failures), &mut self.rng);
+                if let Some(wait) = retry_after {
+                    delay = delay.max(wait.min(rc.retry_after_cap));
+                }
+                self.phase = Phase::Waiting;
+                self.timers.set(Timer::Reconnect as usize, now + delay);
+                self.notices.push_back(Notice::ReconnectScheduled {
+                    attempt: self.failures,
+                    delay,
+                });
+            }
+        }
+    }
+
+    /// Closed for good: timers cleared, the queue reported and emptied.
+    fn stop(&mut self, by_app: bool) {
+        self.timers.clear_all();
+        self.beat.awaiting = None;
+        self.phase = Phase::Closed { by_app };
+        if !self.queue.is_empty() {
+            self.notices.push_back(Notice::Dropped {
+                messages: self.queue.len(),
+                bytes: self.queue_bytes,
+                cause: DropCause::Closed,
+            });
+            self.queue.clear();
+            self.queue_bytes = 0;
+        }
+    }
+
+    fn push_send(&mut self, conn: ConnId, message: Message) {
+        self.action_bytes += message.len();
+        self.actions.push_back(Action::Send { conn, message });
+    }
+
+    fn enqueue(&mut self, message: Message) -> Result<(), SendError> {
+        let q = self.config.queue;
+        let len = message.len();
+        if q.max_messages == 0 {
+            return Err(SendError {
+                message,
+                kind: SendErrorKind::QueueFull,
+            });
+        }
+        if len > q.max_bytes {
+            return Err(SendError {
+                message,
+                kind: SendErrorKind::TooLarge,
+            });
+        }
+        let fits = |client: &Client| {
+            client.queue.len() < q.max_messages && client.queue_bytes + len <= q.max_bytes
+        };
+        if !fits(self) {
+            match q.overflow {
+                Overflow::RejectNew => {
+                    return Err(SendError {
+                        message,
+                        kind: SendErrorKind::QueueFull,
+                    })
+                }
+                Overflow::DropOldest => {
+                    let (mut messages, mut bytes) = (0, 0);
+                    while !fits(self) {
+                        // `len <= max_bytes` and `max_messages > 0`, so an empty queue fits.
+                        let Some(old) = self.queue.pop_front() else {
+                            break;
+                        };
+                        self.queue_bytes -= old.len();
+                        messages += 1;
+                        bytes += old.len();
+                    }
+                    self.notices.push_back(Notice::Dropped {
+                        messages,
+                        bytes,
+                        cause: DropCause::Overflow,
+                    });
+                }
+            }
+        }
+        self.queue_bytes += len;
+        self.queue.push_back(message);
+        Ok(())
+    }
+}
+
+/// What happens after a connection ends.
+enum Next {
+    Stop,
+    GiveUp(GiveUpReason),
+    ConnectNow,
+    Retry(Option<Duration>),
+}

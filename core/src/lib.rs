@@ -1,0 +1,155 @@
+//! # heartline-core
+//!
+//! The sans-IO heart of heartline: the decisions that keep a WebSocket connection alive
+//! and honest, with no clock, socket or runtime inside.
+//!
+//! A machine is fed events (a connection opened, a frame arrived, the connection
+//! ended, a deadline passed), each with the current time, and answers with actions for
+//! its driver, notices for the application, and the one next deadline. The same inputs
+//! always give the same outputs, so every behaviour is testable in virtual time.
+//!
+//! The client ([`Client`]) pings, notices a dead server, reconnects with jittered
+//! backoff, queues what is sent while disconnected and knows when to give up.
+//!
+//! ## Driving a client
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use heartline_core::{Action, Client, ClientConfig, Event, Frame};
+//!
+//! let start = Instant::now();
+//! let mut client = Client::new(ClientConfig::default(), 42, start).unwrap();
+//! let mut now = start;
+//! // The driver's loop: drain actions, then wait for IO or the next deadline.
+//! while let Some(action) = client.poll_action() {
+//!     match action {
+//!         // Pretend the socket connects at once.
+//!         Action::Connect { conn, .. } => {
+//!             client.handle_event(now, Event::Connected(conn));
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! // Nothing arrives: at the deadline the client pings.
+//! now = client.poll_timeout().unwrap();
+//! client.handle_timeout(now);
+//! assert!(matches!(client.poll_action(), Some(Action::SendPing { .. })));
+//! ```
+#![forbid(unsafe_code)]
+
+mod backoff;
+mod client;
+mod frame;
+mod rng;
+mod timers;
+
+use std::fmt;
+
+pub use backoff::{Backoff, Jitter};
+pub use client::{
+    Action, AppHeartbeat, Client, ClientConfig, CloseError, ConnectError, ConnectFailure,
+    DropCause, Event, GiveUpReason, HeartbeatConfig, HeartbeatKind, Notice, Overflow, QueueConfig,
+    ReconnectConfig, ReplyMatcher, SendError, SendErrorKind,
+};
+pub use frame::{close_code, Frame, Message};
+pub use rng::Rng;
+
+/// Identifies one connection (one attempt). Each attempt gets a new, larger id, so an
+/// event or action that names an older connection is recognised as stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What a driver does with a frame it fed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// An application message: hand it to the application.
+    Deliver,
+    /// Heartbeat or control traffic the core has dealt with: do not deliver.
+    Consumed,
+    /// The event names a connection that is no longer current: drop it.
+    Stale,
+}
+
+/// Who ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Initiator {
+    /// This side (the application, or the heartbeat declaring the peer dead).
+    Local,
+    /// The peer, with a Close frame.
+    Remote,
+    /// Neither: the transport failed or ended without a close handshake.
+    Transport,
+}
+
+impl Initiator {
+    /// `local`, `remote` or `transport`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Initiator::Local => "local",
+            Initiator::Remote => "remote",
+            Initiator::Transport => "transport",
+        }
+    }
+}
+
+/// The browser's `readyState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReadyState {
+    /// Connecting, or waiting to reconnect.
+    Connecting,
+    /// Open.
+    Open,
+    /// Closing for good.
+    Closing,
+    /// Closed for good.
+    Closed,
+}
+
+/// The payload of a heartbeat Ping: an 8-byte big-endian sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PingPayload([u8; 8]);
+
+impl PingPayload {
+    /// The payload for sequence number `seq`.
+    pub fn from_seq(seq: u64) -> Self {
+        PingPayload(seq.to_be_bytes())
+    }
+
+    /// The bytes to put in the Ping frame.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A configuration that makes no sense, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field, as a path from the configuration's root (`heartbeat.interval`).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    /// An error about `field`.
+    pub fn new(field: &'static str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}: {}", self.field, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
