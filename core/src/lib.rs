@@ -15,25 +15,29 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use heartline_core::{Action, Client, ClientConfig, Event, Frame};
+//! use heartline_core::{Action, Client, ClientConfig, Event};
 //!
 //! let start = Instant::now();
 //! let mut client = Client::new(ClientConfig::default(), 42, start).unwrap();
-//! let mut now = start;
-//! // The driver's loop: drain actions, then wait for IO or the next deadline.
+//! // The driver's loop: drain actions and execute them...
 //! while let Some(action) = client.poll_action() {
-//!     match action {
-//!         // Pretend the socket connects at once.
-//!         Action::Connect { conn, .. } => {
-//!             client.handle_event(now, Event::Connected(conn));
-//!         }
-//!         _ => {}
+//!     if let Action::Connect { conn, .. } = action {
+//!         // ...here the socket connects at once.
+//!         client.handle_event(start, Event::Connected(conn));
 //!     }
 //! }
-//! // Nothing arrives: at the deadline the client pings.
-//! now = client.poll_timeout().unwrap();
-//! client.handle_timeout(now);
-//! assert!(matches!(client.poll_action(), Some(Action::SendPing { .. })));
+//! // ...then wait for IO or the next deadline. Nothing arrives, so once the
+//! // heartbeat interval (20 s by default) has passed in silence, the client pings.
+//! let mut now = start;
+//! let ping = loop {
+//!     now = client.poll_timeout().expect("a deadline is always armed while open");
+//!     client.handle_timeout(now);
+//!     if let Some(action) = client.poll_action() {
+//!         break action;
+//!     }
+//! };
+//! assert!(matches!(ping, Action::SendPing { .. }));
+//! assert_eq!(now - start, Duration::from_secs(20));
 //! ```
 #![forbid(unsafe_code)]
 

@@ -427,7 +427,15 @@ impl Client {
                 if !self.is_current(conn) {
                     return Disposition::Stale;
                 }
-                if matches!(self.phase, Phase::Connecting { .. }) {
+                if !matches!(self.phase, Phase::Connecting { .. }) {
+                    // A failure reported for a connection already open ends it like
+                    // any other transport loss.
+                    let detail = match error {
+                        ConnectError::Io(e) => e,
+                        ConnectError::Http { .. } => "connection failed",
+                    };
+                    self.on_disconnected(now, conn, Some(detail));
+                } else {
                     let failure = match error {
                         ConnectError::Http {
                             status,

@@ -1,0 +1,200 @@
+//! Reconnect: the delay curve, jitter bounds, attempt limits and when the count resets.
+
+mod common;
+
+use common::{config, ms, Harness};
+use heartline_core::{
+    Action, Backoff, ConnectError, Event, GiveUpReason, Jitter, Notice, ReadyState,
+};
+
+/// Fails every connect attempt at once and returns the scheduled delays.
+fn delays_of_failures(h: &mut Harness, n: usize) -> Vec<std::time::Duration> {
+    let mut delays = Vec::new();
+    for _ in 0..n {
+        let conn = h.expect_connect();
+        h.event(Event::ConnectFailed(conn, ConnectError::Io("refused")));
+        for notice in h.notices() {
+            if let Notice::ReconnectScheduled { delay, .. } = notice {
+                delays.push(delay);
+            }
+        }
+        if h.client.poll_timeout().is_some() {
+            h.fire_next();
+        }
+    }
+    delays
+}
+
+#[test]
+fn fixed_delay_like_the_seed_articles() {
+    let mut h = Harness::new(config());
+    assert_eq!(delays_of_failures(&mut h, 4), vec![ms(2000); 4]);
+}
+
+#[test]
+fn exponential_doubles_up_to_the_cap() {
+    let mut c = config();
+    c.reconnect.backoff = Backoff::exponential(ms(100), ms(1000));
+    let mut h = Harness::new(c);
+    assert_eq!(
+        delays_of_failures(&mut h, 6),
+        vec![ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
+    );
+}
+
+#[test]
+fn equal_jitter_keeps_each_delay_between_half_and_all_of_the_capped_delay() {
+    let mut c = config();
+    c.reconnect.backoff = Backoff::exponential(ms(100), ms(1000));
+    c.reconnect.jitter = Jitter::Equal;
+    let mut h = Harness::new(c);
+    let delays = delays_of_failures(&mut h, 40);
+    let caps = [100, 200, 400, 800]
+        .into_iter()
+        .chain(std::iter::repeat(1000));
+    for (d, cap) in delays.iter().zip(caps) {
+        assert!(
+            *d >= ms(cap / 2) && *d <= ms(cap),
+            "{d:?} outside [{}, {cap}] ms",
+            cap / 2
+        );
+    }
+    // Jitter really varies the delays at the cap.
+    let at_cap: std::collections::HashSet<_> = delays[5..].iter().collect();
+    assert!(at_cap.len() > 5);
+}
+
+#[test]
+fn full_jitter_stays_within_zero_and_the_cap() {
+    let mut c = config();
+    c.reconnect.backoff = Backoff::exponential(ms(100), ms(400));
+    c.reconnect.jitter = Jitter::Full;
+    let mut h = Harness::new(c);
+    for d in delays_of_failures(&mut h, 30) {
+        assert!(d <= ms(400));
+    }
+}
+
+#[test]
+fn gives_up_after_max_attempts_and_says_why() {
+    let mut c = config();
+    c.reconnect.max_attempts = Some(2);
+    let mut h = Harness::new(c);
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        for a in h.actions() {
+            if let Action::Connect { conn, attempt, .. } = a {
+                attempts.push(attempt);
+                h.event(Event::ConnectFailed(conn, ConnectError::Io("refused")));
+            }
+        }
+        if h.client.poll_timeout().is_some() {
+            h.fire_next();
+        }
+    }
+    assert_eq!(
+        attempts,
+        vec![0, 1, 2],
+        "initial connect and two reconnects"
+    );
+    let notices = h.notices();
+    assert_eq!(
+        notices.last(),
+        Some(&Notice::GaveUp {
+            reason: GiveUpReason::AttemptsExhausted { attempts: 2 }
+        })
+    );
+    assert_eq!(h.client.state(), ReadyState::Closed);
+    assert_eq!(h.client.poll_timeout(), None);
+}
+
+#[test]
+fn zero_max_attempts_never_reconnects() {
+    let mut c = config();
+    c.reconnect.max_attempts = Some(0);
+    let mut h = Harness::new(c);
+    let conn = h.open();
+    h.event(Event::Disconnected(conn, None));
+    assert!(matches!(
+        h.notices().last(),
+        Some(Notice::GaveUp {
+            reason: GiveUpReason::AttemptsExhausted { attempts: 0 }
+        })
+    ));
+    assert!(h.actions().is_empty());
+}
+
+#[test]
+fn attempt_count_resets_only_after_a_stable_connection() {
+    let mut c = config();
+    c.reconnect.backoff = Backoff::exponential(ms(100), ms(10_000));
+    c.heartbeat.kind = heartline_core::HeartbeatKind::Off;
+    let mut h = Harness::new(c);
+    // Opens, then drops after 1 s (before the 10 s stability mark): the count goes on.
+    let conn = h.open();
+    h.advance(ms(1000));
+    h.event(Event::Disconnected(conn, None));
+    assert!(h.notices().contains(&Notice::ReconnectScheduled {
+        attempt: 1,
+        delay: ms(100)
+    }));
+    h.fire_next();
+    let conn = h.open();
+    h.advance(ms(1000));
+    h.event(Event::Disconnected(conn, None));
+    assert!(h.notices().contains(&Notice::ReconnectScheduled {
+        attempt: 2,
+        delay: ms(200)
+    }));
+    // This one stays up past the stability mark: the next drop starts over at attempt 1.
+    h.fire_next();
+    let conn = h.open();
+    h.advance(ms(10_000));
+    h.event(Event::Disconnected(conn, None));
+    assert!(h.notices().contains(&Notice::ReconnectScheduled {
+        attempt: 1,
+        delay: ms(100)
+    }));
+}
+
+#[test]
+fn reconnect_now_skips_the_wait() {
+    let mut h = Harness::new(config());
+    let conn = h.open();
+    h.event(Event::Disconnected(conn, None));
+    h.notices();
+    assert_eq!(h.next_deadline(), Some(ms(2000)));
+    h.advance(ms(10));
+    h.client.reconnect_now(h.now);
+    assert!(matches!(
+        h.actions()[..],
+        [Action::Connect { attempt: 1, .. }]
+    ));
+}
+
+#[test]
+fn reconnect_now_while_open_closes_then_connects_without_delay() {
+    let mut h = Harness::new(config());
+    let conn = h.open();
+    h.client.reconnect_now(h.now);
+    assert!(matches!(h.actions()[..], [Action::Close { conn: c, code: 1000, .. }] if c == conn));
+    assert_eq!(h.client.state(), ReadyState::Connecting);
+    h.event(Event::Disconnected(conn, None));
+    let next = h.expect_connect();
+    assert!(next > conn);
+}
+
+#[test]
+fn reconnect_now_after_giving_up_starts_over() {
+    let mut c = config();
+    c.reconnect.max_attempts = Some(0);
+    let mut h = Harness::new(c);
+    let conn = h.expect_connect();
+    h.event(Event::ConnectFailed(conn, ConnectError::Io("refused")));
+    assert_eq!(h.client.state(), ReadyState::Closed);
+    h.client.reconnect_now(h.now);
+    assert!(matches!(
+        h.actions()[..],
+        [Action::Connect { attempt: 0, .. }]
+    ));
+}

@@ -1,0 +1,134 @@
+//! The send queue: messages sent while not open wait, bounded, and are never lost silently.
+
+mod common;
+
+use common::{config, Harness};
+use heartline_core::{Action, DropCause, Event, Message, Notice, Overflow, SendErrorKind};
+
+fn sends(actions: &[Action]) -> Vec<Message> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn messages_sent_while_connecting_are_flushed_in_order_right_after_open() {
+    let mut h = Harness::new(config());
+    let conn = h.expect_connect();
+    h.notices();
+    for m in ["one", "two", "three"] {
+        h.client.send(h.now, Message::from(m)).unwrap();
+    }
+    assert_eq!(h.client.buffered_amount(), 11);
+    assert_eq!(h.client.queued_messages(), 3);
+    h.event(Event::Connected(conn));
+    assert_eq!(h.notices(), vec![Notice::Open { conn }]);
+    let actions = h.actions();
+    assert_eq!(
+        sends(&actions),
+        vec![
+            Message::from("one"),
+            Message::from("two"),
+            Message::from("three")
+        ]
+    );
+    assert_eq!(h.client.buffered_amount(), 0);
+}
+
+#[test]
+fn messages_sent_while_waiting_to_reconnect_survive_the_outage() {
+    let mut h = Harness::new(config());
+    let conn = h.open();
+    h.event(Event::Disconnected(conn, None));
+    h.client.send(h.now, Message::Binary(vec![1, 2])).unwrap();
+    h.fire_next();
+    let next = h.expect_connect();
+    h.event(Event::Connected(next));
+    assert!(h.actions().contains(&Action::Send {
+        conn: next,
+        message: Message::Binary(vec![1, 2])
+    }));
+}
+
+#[test]
+fn open_connection_sends_at_once_and_counts_until_taken() {
+    let mut h = Harness::new(config());
+    let conn = h.open();
+    h.client.send(h.now, Message::from("hello")).unwrap();
+    assert_eq!(h.client.buffered_amount(), 5);
+    assert_eq!(
+        h.actions(),
+        vec![Action::Send {
+            conn,
+            message: Message::from("hello")
+        }]
+    );
+    assert_eq!(h.client.buffered_amount(), 0);
+}
+
+#[test]
+fn overflow_rejects_the_new_message_by_default_and_returns_it() {
+    let mut c = config();
+    c.queue.max_messages = 2;
+    let mut h = Harness::new(c);
+    h.client.send(h.now, Message::from("a")).unwrap();
+    h.client.send(h.now, Message::from("b")).unwrap();
+    let err = h.client.send(h.now, Message::from("c")).unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::QueueFull);
+    assert_eq!(err.message, Message::from("c"));
+    assert_eq!(h.client.queued_messages(), 2);
+}
+
+#[test]
+fn byte_bound_applies_too() {
+    let mut c = config();
+    c.queue.max_bytes = 10;
+    let mut h = Harness::new(c);
+    h.client.send(h.now, Message::from("123456")).unwrap();
+    let err = h.client.send(h.now, Message::from("12345")).unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::QueueFull);
+    let err = h
+        .client
+        .send(h.now, Message::from("12345678901"))
+        .unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::TooLarge);
+}
+
+#[test]
+fn drop_oldest_makes_room_and_reports_what_it_dropped() {
+    let mut c = config();
+    c.queue.max_messages = 2;
+    c.queue.overflow = Overflow::DropOldest;
+    let mut h = Harness::new(c);
+    let conn = h.expect_connect();
+    h.notices();
+    for m in ["a", "b", "c"] {
+        h.client.send(h.now, Message::from(m)).unwrap();
+    }
+    assert_eq!(
+        h.notices(),
+        vec![Notice::Dropped {
+            messages: 1,
+            bytes: 1,
+            cause: DropCause::Overflow
+        }]
+    );
+    h.event(Event::Connected(conn));
+    assert_eq!(
+        sends(&h.actions()),
+        vec![Message::from("b"), Message::from("c")]
+    );
+}
+
+#[test]
+fn a_zero_sized_queue_refuses_sends_while_disconnected() {
+    let mut c = config();
+    c.queue.max_messages = 0;
+    let mut h = Harness::new(c);
+    let err = h.client.send(h.now, Message::from("x")).unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::QueueFull);
+}
