@@ -25,6 +25,10 @@ impl<const N: usize> TimerTable<N> {
         self.at[timer] = None;
     }
 
+    pub(crate) fn get(&self, timer: usize) -> Option<Instant> {
+        self.at[timer]
+    }
+
     pub(crate) fn clear_all(&mut self) {
         self.at = [None; N];
     }

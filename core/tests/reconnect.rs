@@ -198,3 +198,22 @@ fn reconnect_now_after_giving_up_starts_over() {
         [Action::Connect { attempt: 0, .. }]
     ));
 }
+
+#[test]
+fn a_connection_past_the_stability_mark_counts_as_stable_even_if_the_timer_was_not_handled() {
+    let mut c = config();
+    c.reconnect.backoff = Backoff::exponential(ms(100), ms(10_000));
+    c.heartbeat.kind = heartline_core::HeartbeatKind::Off;
+    let mut h = Harness::new(c);
+    let conn = h.expect_connect();
+    h.event(Event::ConnectFailed(conn, ConnectError::Io("refused")));
+    h.fire_next();
+    let conn = h.open();
+    // The driver reports the loss 11 s later without having handled the 10 s mark.
+    h.now += ms(11_000);
+    h.event(Event::Disconnected(conn, None));
+    assert!(h.notices().contains(&Notice::ReconnectScheduled {
+        attempt: 1,
+        delay: ms(100)
+    }));
+}

@@ -768,7 +768,7 @@ impl Client {
                 self.on_connect_failed(now, conn, ConnectFailure::Io(e.to_owned()));
             }
             Phase::Open { .. } => {
-                self.leave_open();
+                self.leave_open(now);
                 self.notices.push_back(Notice::Closed {
                     conn,
                     code: close_code::ABNORMAL,
@@ -817,7 +817,7 @@ impl Client {
                 let conn = *conn;
                 self.notices.push_back(Notice::HeartbeatMissed { conn });
                 self.actions.push_back(Action::Abort { conn });
-                self.leave_open();
+                self.leave_open(now);
                 self.notices.push_back(Notice::Closed {
                     conn,
                     code: close_code::ABNORMAL,
@@ -842,7 +842,7 @@ impl Client {
         by: Initiator,
         after: AfterClose,
     ) {
-        self.leave_open();
+        self.leave_open(now);
         if by == Initiator::Local {
             self.actions.push_back(Action::Close {
                 conn,
@@ -895,7 +895,16 @@ impl Client {
     }
 
     /// Clears what only an open connection has.
-    fn leave_open(&mut self) {
+    fn leave_open(&mut self, now: Instant) {
+        // A connection that outlived the stability mark counts as stable even when the
+        // driver reports its end before handling that deadline.
+        if self
+            .timers
+            .get(Timer::Stable as usize)
+            .is_some_and(|at| at <= now)
+        {
+            self.failures = 0;
+        }
         self.beat.awaiting = None;
         for t in [Timer::Ping, Timer::PongDeadline, Timer::Stable] {
             self.timers.clear(t as usize);
