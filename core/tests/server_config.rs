@@ -39,6 +39,13 @@ fn nonsense_is_refused_naming_the_field() {
     );
     assert_eq!(
         field(ServerConfig {
+            ping_slack: Duration::from_secs(45),
+            ..d()
+        }),
+        "ping_slack"
+    );
+    assert_eq!(
+        field(ServerConfig {
             handshake_timeout: zero,
             ..d()
         }),
@@ -128,4 +135,12 @@ fn nonsense_is_refused_naming_the_field() {
     )
     .unwrap_err();
     assert_eq!(err.field, "ping_interval");
+}
+
+#[test]
+fn a_server_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Server>();
+    send_sync::<Server<std::sync::Arc<Message>>>();
+    send_sync::<ServerConfig>();
 }

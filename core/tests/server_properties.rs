@@ -280,9 +280,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn invariants_hold(ops in prop::collection::vec(op(), 1..120)) {
+    fn invariants_hold(ops in prop::collection::vec(op(), 1..120), slack in prop::sample::select(vec![0u64, 1, 100, 1999])) {
         let config = ServerConfig {
             max_backlog_bytes: 1000,
+            ping_slack: ms(slack),
             ..config()
         };
         let start = Instant::now();

@@ -13,6 +13,24 @@
 //!    (ignore actions for connections you no longer have), then wait for IO or
 //!    [`Server::poll_timeout`] and call [`Server::handle_timeout`].
 //!
+//! ## Liveness
+//!
+//! Any inbound frame is a sign of life. A client quiet for
+//! [`ServerConfig::ping_interval`] gets one protocol Ping; a client silent for
+//! [`ServerConfig::idle_timeout`] since its last sign of life is evicted at exactly that
+//! moment: [`ServerAction::Close`] with [`close_code::IDLE_TIMEOUT`] immediately followed
+//! by [`ServerAction::Abort`], and it is forgotten at once. A client that silent is
+//! almost always dead or unreachable, so waiting for its close handshake would only hold
+//! the socket for another `close_timeout`; but the Close costs nothing to write, and a
+//! client that was merely frozen (a suspended laptop, a stalled tab) then learns why it
+//! was dropped instead of seeing a bare reset. Backlog eviction works the same way.
+//!
+//! All deadlines of all connections come from one timer source: three intrusive lists
+//! (quiet, pinged, closing), each in deadline order because every connection shares the
+//! same timeouts. [`Server::poll_timeout`] is the smallest of three heads, an inbound
+//! frame relinks its connection at the tail of the quiet list (no heap operation, no
+//! allocation), and [`Server::handle_timeout`] touches only connections that are due.
+//!
 //! ## Payloads
 //!
 //! The server is generic over the outbound payload type `P`, with its length in bytes
@@ -613,11 +631,12 @@ impl<P> Server<P> {
     }
 
     /// The one deadline at which [`Server::handle_timeout`] must be called next: the
-    /// earliest over all connections, found in constant time.
+    /// earliest over all connections (pings delayed by at most
+    /// [`ServerConfig::ping_slack`] to share a wake-up), found in constant time.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [Stage::Closing, Stage::Pinged, Stage::Quiet]
             .into_iter()
-            .filter_map(|stage| self.deadline(stage))
+            .filter_map(|stage| self.wake_at(stage))
             .min()
     }
 
@@ -701,6 +720,15 @@ impl<P> Server<P> {
             Stage::Closing => self.config.close_timeout,
         };
         at(self.table.slot(idx).key, after)
+    }
+
+    /// When to wake for `stage`: its deadline, plus the ping slack for pings.
+    fn wake_at(&self, stage: Stage) -> Option<Instant> {
+        let t = self.deadline(stage)?;
+        match stage {
+            Stage::Quiet => at(t, self.config.ping_slack),
+            _ => Some(t),
+        }
     }
 
     fn due(&self, stage: Stage, now: Instant) -> Option<u32> {
