@@ -305,6 +305,8 @@ enum Shutdown {
 /// ```
 pub struct Server<P = Message> {
     config: ServerConfig,
+    /// [`ServerConfig::effective_ping_slack`].
+    ping_slack: Duration,
     len: fn(&P) -> usize,
     now: Instant,
     table: Table,
@@ -347,6 +349,7 @@ impl<P> Server<P> {
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Server {
+            ping_slack: config.effective_ping_slack(),
             config,
             len,
             now,
@@ -671,7 +674,8 @@ impl<P> Server<P> {
 
     /// The one deadline at which [`Server::handle_timeout`] must be called next: the
     /// earliest over all connections (pings delayed by at most
-    /// [`ServerConfig::ping_slack`] to share a wake-up), found in constant time.
+    /// [`ServerConfig::effective_ping_slack`] to share a wake-up), found in constant
+    /// time.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [Stage::Closing, Stage::Pinged, Stage::Quiet]
             .into_iter()
@@ -765,7 +769,7 @@ impl<P> Server<P> {
     fn wake_at(&self, stage: Stage) -> Option<Instant> {
         let t = self.deadline(stage)?;
         match stage {
-            Stage::Quiet => at(t, self.config.ping_slack),
+            Stage::Quiet => at(t, self.ping_slack),
             _ => Some(t),
         }
     }
