@@ -1,6 +1,8 @@
 //! Shared test harness: a client driven in virtual time.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::time::{Duration, Instant};
 
 use heartline_core::{
