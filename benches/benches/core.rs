@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use heartline_core::{
-    Action, Backoff, Client, ClientConfig, ConnId, ConnectError, Event, Frame, Jitter, Rng,
+    Action, Backoff, Client, ClientConfig, ConnId, ConnectError, Event, Frame, Jitter, Rng, Server,
+    ServerAction, ServerConfig,
 };
 
 /// An open client and its connection.
@@ -84,5 +85,49 @@ fn backoff_decision(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, heartbeat_round, backoff_decision);
+/// One server-wide ping round over 10,000 quiet clients: the deadline fires, every client
+/// is pinged, every pong comes back. Reported per round; divide by 10,000 per client.
+fn server_ping_round(c: &mut Criterion) {
+    const CLIENTS: usize = 10_000;
+    let mut now = Instant::now();
+    let mut server = Server::new(ServerConfig::default(), now).expect("default config");
+    for i in 0..CLIENTS {
+        server
+            .open(now, Some(format!("client-{i}")))
+            .expect("room for the clients");
+    }
+    while server.poll_notice().is_some() {}
+    let mut pings = Vec::with_capacity(CLIENTS);
+    let mut group = c.benchmark_group("server");
+    group.throughput(criterion::Throughput::Elements(CLIENTS as u64));
+    group.bench_function(
+        "ping round, 10k clients (timeout, pings out, pongs in)",
+        |b| {
+            b.iter(|| {
+                pings.clear();
+                while pings.len() < CLIENTS {
+                    now = server.poll_timeout().expect("armed");
+                    server.handle_timeout(now);
+                    while let Some(a) = server.poll_action() {
+                        if let ServerAction::SendPing { conn, payload } = a {
+                            pings.push((conn, payload));
+                        }
+                    }
+                }
+                now += Duration::from_millis(1);
+                for (conn, payload) in &pings {
+                    black_box(server.handle_frame(now, *conn, Frame::Pong(payload.as_bytes())));
+                }
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    heartbeat_round,
+    backoff_decision,
+    server_ping_round
+);
 criterion_main!(benches);
