@@ -1,15 +1,18 @@
-//! A WebSocket server for the client tests, on 127.0.0.1, that the test controls: it
-//! echoes text and binary messages and records the texts it received; it can be frozen
-//! (keeps the TCP connections open but stops reading, so Pings go unanswered: a
-//! half-open peer), killed (listener and connections gone), restarted on the same
-//! port, or made to answer the upgrade with an HTTP status.
+//! What the client tests share, for every flavour: a WebSocket server on 127.0.0.1
+//! that the test controls, and the scenarios, written once and run against the
+//! blocking client here and the async client on smol and async-std (the async adapter's
+//! tests include this file).
 //!
-//! The async adapter's tests include this file too, so the server is written once.
+//! The server echoes text and binary messages and records the texts it received; it
+//! can be frozen (keeps the TCP connections open but stops reading, so Pings go
+//! unanswered: a half-open peer), killed (listener and connections gone), restarted on
+//! the same port, made to answer the upgrade with an HTTP status, or made to ping its
+//! clients and count their Pongs.
 #![allow(dead_code)]
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -34,6 +37,10 @@ struct State {
     stopped: AtomicBool,
     /// Non-zero: answer the upgrade with this HTTP status.
     reject: AtomicU16,
+    /// Send a Ping every 10 ms on every connection.
+    pinging: AtomicBool,
+    /// Pongs received.
+    pongs: AtomicU32,
 }
 
 /// A running test server. Dropping it kills it.
@@ -99,6 +106,16 @@ impl TestServer {
         self.state.reject.store(status, Ordering::SeqCst);
     }
 
+    /// Pings every connection every 10 ms from now on.
+    pub fn start_pinging(&self) {
+        self.state.pinging.store(true, Ordering::SeqCst);
+    }
+
+    /// Pongs received so far.
+    pub fn pongs(&self) -> u32 {
+        self.state.pongs.load(Ordering::SeqCst)
+    }
+
     /// Texts received so far, in order.
     pub fn received(&self) -> Vec<String> {
         self.state.received.lock().unwrap().clone()
@@ -159,9 +176,14 @@ fn serve(stream: TcpStream, st: Arc<State>) {
         Some(ws) => ws,
         None => return,
     };
+    let mut last_ping = Instant::now();
     loop {
         if st.stopped.load(Ordering::SeqCst) {
             return;
+        }
+        if st.pinging.load(Ordering::SeqCst) && last_ping.elapsed() >= Duration::from_millis(10) {
+            last_ping = Instant::now();
+            let _ = ws.send(Message::Ping(Vec::from(*b"server").into()));
         }
         if st.frozen.load(Ordering::SeqCst) {
             // Half-open: hold the connection, read nothing, answer nothing.
@@ -176,8 +198,11 @@ fn serve(stream: TcpStream, st: Arc<State>) {
             Ok(Message::Binary(b)) => {
                 let _ = ws.send(Message::Binary(b));
             }
+            Ok(Message::Pong(_)) => {
+                st.pongs.fetch_add(1, Ordering::SeqCst);
+            }
             Ok(_) => {
-                // Ping: tungstenite queued the Pong; send it now.
+                // Ping or Close: tungstenite queued the reply; send it now.
                 let _ = ws.flush();
             }
             Err(tungstenite::Error::Io(e))
@@ -214,4 +239,356 @@ where
             Err(_) => return None,
         }
     }
+}
+
+// ---- scenarios ----
+
+use std::sync::atomic::AtomicU32 as Counter;
+
+use heartline_blocking::{BoxError, ClientEvent, ClientHandle, ConnectTarget};
+use heartline_core::{
+    Backoff, ClientConfig, ConnectFailure, GiveUpReason, Initiator, Jitter, Notice, ReadyState,
+    SendErrorKind,
+};
+
+/// What a read from the client's events gave.
+#[derive(Debug)]
+pub enum Next {
+    /// An event.
+    Event(ClientEvent),
+    /// The events ended: the client is closed for good.
+    Ended,
+    /// Nothing before the deadline.
+    TimedOut,
+}
+
+/// A client's events, whatever the flavour.
+pub trait EventSource {
+    /// The next event, waiting until `deadline` at most.
+    fn next_before(&mut self, deadline: Instant) -> Next;
+}
+
+impl EventSource for heartline_blocking::ClientEvents {
+    fn next_before(&mut self, deadline: Instant) -> Next {
+        use std::sync::mpsc::RecvTimeoutError;
+        match self.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(event) => Next::Event(event),
+            Err(RecvTimeoutError::Disconnected) => Next::Ended,
+            Err(RecvTimeoutError::Timeout) => Next::TimedOut,
+        }
+    }
+}
+
+/// A per-attempt callback, as the builders take it.
+pub type OnConnect = Box<dyn Fn(u32) -> Result<ConnectTarget, BoxError> + Send + Sync>;
+
+/// Starts a client of one flavour for `url` with `config` (and the callback, if any).
+pub type Start = fn(&str, ClientConfig, Option<OnConnect>) -> (ClientHandle, Box<dyn EventSource>);
+
+/// Millisecond heartbeat and backoff, so each scenario takes a fraction of a second.
+pub fn fast_config() -> ClientConfig {
+    let mut config = ClientConfig::default();
+    config.heartbeat.interval = Duration::from_millis(50);
+    config.heartbeat.timeout = Duration::from_millis(100);
+    config.reconnect.backoff = Backoff::Fixed(Duration::from_millis(50));
+    config.reconnect.jitter = Jitter::None;
+    config.connect_timeout = Duration::from_secs(2);
+    config.close_timeout = Duration::from_secs(2);
+    config
+}
+
+/// Reads events until one satisfies `want`; returns everything read, that one last.
+/// Fails the test, showing what came, if none does within [`PATIENCE`].
+pub fn wait_for(
+    events: &mut dyn EventSource,
+    what: &str,
+    mut want: impl FnMut(&ClientEvent) -> bool,
+) -> Vec<ClientEvent> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    loop {
+        match events.next_before(deadline) {
+            Next::Event(event) => {
+                let done = want(&event);
+                seen.push(event);
+                if done {
+                    return seen;
+                }
+            }
+            other => panic!("no {what} ({other:?}); events: {seen:#?}"),
+        }
+    }
+}
+
+/// Reads until the events end; fails if they do not within [`PATIENCE`].
+pub fn wait_for_end(events: &mut dyn EventSource) -> Vec<ClientEvent> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    loop {
+        match events.next_before(deadline) {
+            Next::Event(event) => seen.push(event),
+            Next::Ended => return seen,
+            Next::TimedOut => panic!("events did not end; events: {seen:#?}"),
+        }
+    }
+}
+
+fn is_open(e: &ClientEvent) -> bool {
+    matches!(e, ClientEvent::Notice(Notice::Open { .. }))
+}
+
+fn is_text(e: &ClientEvent, want: &str) -> bool {
+    matches!(e, ClientEvent::Text(t) if t.as_str() == want)
+}
+
+fn is_notice(e: &ClientEvent, want: fn(&Notice) -> bool) -> bool {
+    matches!(e, ClientEvent::Notice(n) if want(n))
+}
+
+/// The server dies: the client reports it, backs off and retries; messages sent
+/// meanwhile are queued; when the server is back they arrive once each, in order.
+pub fn server_dies_and_returns(start: Start) {
+    let server = TestServer::start();
+    let (client, mut events) = start(&server.url(), fast_config(), None);
+    let events = events.as_mut();
+    wait_for(events, "open", is_open);
+    client.send_text("before").unwrap();
+    wait_for(events, "echo", |e| is_text(e, "before"));
+
+    let addr = server.kill();
+    let seen = wait_for(events, "reconnect scheduled", |e| {
+        is_notice(e, |n| matches!(n, Notice::ReconnectScheduled { .. }))
+    });
+    assert!(
+        seen.iter().any(|e| is_notice(e, |n| matches!(
+            n,
+            Notice::Closed {
+                by: Initiator::Transport,
+                ..
+            }
+        ))),
+        "the loss is reported as a transport close: {seen:#?}"
+    );
+    // While the server is down every message is queued, none refused.
+    for m in ["m1", "m2", "m3"] {
+        client.send_text(m).unwrap();
+    }
+    assert_eq!(client.buffered_amount(), 6);
+    // At least one more attempt fails and is rescheduled while the server is away.
+    wait_for(events, "failed attempt", |e| {
+        is_notice(e, |n| matches!(n, Notice::ConnectFailed { .. }))
+    });
+    wait_for(events, "next reconnect", |e| {
+        is_notice(e, |n| matches!(n, Notice::ReconnectScheduled { .. }))
+    });
+
+    let server = TestServer::restart_on(addr);
+    wait_for(events, "open again", is_open);
+    let seen = wait_for(events, "last queued echo", |e| is_text(e, "m3"));
+    let texts: Vec<&str> = seen
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["m1", "m2", "m3"]);
+    assert_eq!(server.received(), ["m1", "m2", "m3"]);
+    assert_eq!(client.state(), ReadyState::Open);
+    assert_eq!(client.buffered_amount(), 0);
+}
+
+/// The server keeps TCP open but stops answering: the heartbeat notices, the client
+/// drops the connection and comes back.
+pub fn half_open_server(start: Start) {
+    let server = TestServer::start();
+    let (client, mut events) = start(&server.url(), fast_config(), None);
+    let events = events.as_mut();
+    wait_for(events, "open", is_open);
+    server.freeze();
+    let seen = wait_for(events, "heartbeat missed", |e| {
+        is_notice(e, |n| matches!(n, Notice::HeartbeatMissed { .. }))
+    });
+    assert!(
+        !seen
+            .iter()
+            .any(|e| is_notice(e, |n| matches!(n, Notice::Closed { .. }))),
+        "nothing closed the connection before the heartbeat did: {seen:#?}"
+    );
+    let seen = wait_for(events, "reconnect", |e| {
+        is_notice(e, |n| matches!(n, Notice::ReconnectScheduled { .. }))
+    });
+    assert!(
+        is_notice(&seen[0], |n| matches!(
+            n,
+            Notice::Closed {
+                by: Initiator::Local,
+                code: 1006,
+                ..
+            }
+        )),
+        "{seen:#?}"
+    );
+    // The frozen server still completes handshakes: the client comes back.
+    wait_for(events, "open again", is_open);
+    assert_eq!(server.requests().len(), 2);
+    drop(client);
+}
+
+/// `close()`: the close handshake, then nothing: no new attempt, sends refused, the
+/// events end.
+pub fn close_stops_for_good(start: Start) {
+    let server = TestServer::start();
+    let (client, mut events) = start(&server.url(), fast_config(), None);
+    let events = events.as_mut();
+    wait_for(events, "open", is_open);
+    client.close(1000, "bye").unwrap();
+    let seen = wait_for_end(events);
+    assert!(
+        seen.iter().any(|e| is_notice(e, |n| matches!(
+            n,
+            Notice::Closed {
+                code: 1000,
+                by: Initiator::Local,
+                ..
+            }
+        ))),
+        "{seen:#?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|e| is_notice(e, |n| matches!(n, Notice::Connecting { .. }))),
+        "no attempt after close: {seen:#?}"
+    );
+    assert_eq!(client.state(), ReadyState::Closed);
+    let err = client.send_text("late").unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::Closed);
+    assert_eq!(server.requests().len(), 1);
+}
+
+/// A 401 answer to the upgrade: the client gives up at once and says why.
+pub fn http_401_gives_up(start: Start) {
+    let server = TestServer::start();
+    server.reject_with(401);
+    let (client, mut events) = start(&server.url(), fast_config(), None);
+    let seen = wait_for_end(events.as_mut());
+    assert!(
+        seen.iter().any(|e| is_notice(e, |n| matches!(
+            n,
+            Notice::ConnectFailed {
+                error: ConnectFailure::Http { status: 401, .. },
+                ..
+            }
+        ))),
+        "{seen:#?}"
+    );
+    assert!(
+        matches!(
+            seen.last(),
+            Some(ClientEvent::Notice(Notice::GaveUp {
+                reason: GiveUpReason::HttpStatus(401)
+            }))
+        ),
+        "{seen:#?}"
+    );
+    assert_eq!(client.state(), ReadyState::Closed);
+    assert_eq!(server.requests().len(), 1);
+}
+
+/// Every attempt asks the callback for its target: a fresh token each time.
+pub fn fresh_headers_per_attempt(start: Start) {
+    let server = TestServer::start();
+    let url = server.url();
+    let issued = Arc::new(Counter::new(0));
+    let counter = Arc::clone(&issued);
+    let on_connect: OnConnect = Box::new(move |_attempt| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        Ok(ConnectTarget::new(url.clone()).header("Authorization", format!("Bearer t{n}")))
+    });
+    let (client, mut events) = start("ws://unused.invalid/", fast_config(), Some(on_connect));
+    let events = events.as_mut();
+    wait_for(events, "open", is_open);
+    client.reconnect_now();
+    wait_for(events, "open again", is_open);
+    let tokens: Vec<String> = server
+        .requests()
+        .iter()
+        .filter_map(|h| {
+            h.iter()
+                .find(|(k, _)| k == "authorization")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(tokens, ["Bearer t0", "Bearer t1"]);
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+}
+
+/// The application reads no events at all while the server pings: the Pongs still go
+/// out, and the client's own heartbeat keeps the connection.
+pub fn pongs_flow_while_the_application_does_not_read(start: Start) {
+    let server = TestServer::start();
+    let (client, mut events) = start(&server.url(), fast_config(), None);
+    wait_for(events.as_mut(), "open", is_open);
+    server.start_pinging();
+    client.send_text("unread").unwrap();
+    // Not reading events: only the server's count of Pongs is watched.
+    let deadline = Instant::now() + PATIENCE;
+    while server.pongs() < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} pongs came back",
+            server.pongs()
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(client.state(), ReadyState::Open);
+    // Everything the client reported meanwhile is still waiting, nothing went wrong.
+    client.close(1000, "done").unwrap();
+    let seen = wait_for_end(events.as_mut());
+    assert!(seen.iter().any(|e| is_text(e, "unread")), "{seen:#?}");
+    assert!(
+        !seen.iter().any(|e| is_notice(e, |n| matches!(
+            n,
+            Notice::HeartbeatMissed { .. } | Notice::ReconnectScheduled { .. }
+        ))),
+        "{seen:#?}"
+    );
+    assert_eq!(server.requests().len(), 1);
+}
+
+/// One `#[test]` per scenario for the flavour that `$start` (a [`Start`]) starts. The
+/// including test file names this module `common`.
+macro_rules! client_scenario_tests {
+    ($start:path) => {
+        #[test]
+        fn reconnects_after_the_server_dies_and_delivers_what_was_sent_meanwhile() {
+            common::server_dies_and_returns($start);
+        }
+
+        #[test]
+        fn a_half_open_server_is_noticed_by_the_heartbeat_and_left() {
+            common::half_open_server($start);
+        }
+
+        #[test]
+        fn close_stops_for_good() {
+            common::close_stops_for_good($start);
+        }
+
+        #[test]
+        fn a_401_handshake_gives_up_and_says_why() {
+            common::http_401_gives_up($start);
+        }
+
+        #[test]
+        fn each_attempt_takes_fresh_headers_from_the_callback() {
+            common::fresh_headers_per_attempt($start);
+        }
+
+        #[test]
+        fn pongs_go_out_while_the_application_does_not_read() {
+            common::pongs_flow_while_the_application_does_not_read($start);
+        }
+    };
 }
