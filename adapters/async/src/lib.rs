@@ -8,8 +8,8 @@
 //! messages) and a [`Driver`] future that does the IO. Spawn the driver on any executor
 //! whose reactor is async-io, or use a helper that does it:
 //!
-//! - [`smol::connect`] (feature `smol`, on by default);
-//! - [`async_std::connect`] (feature `async-std`; async-std is discontinued upstream,
+//! - `smol::connect` (feature `smol`, on by default);
+//! - `async_std::connect` (feature `async-std`; async-std is discontinued upstream,
 //!   so this support is deprecated and kept for existing programs).
 //!
 //! Both only add a TCP connector and a spawn; the driver is the same generic loop over

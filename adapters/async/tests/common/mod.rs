@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use futures_lite::{future, StreamExt};
 use heartline_async::{BuildError, ClientBuilder, ClientEvents, ClientHandle};
-use heartline_core::ClientConfig;
 pub use shared::*;
 
 /// The async events, read until a deadline.
@@ -36,27 +35,27 @@ impl EventSource for Events {
 }
 
 /// A [`Start`] on smol.
-pub fn smol(url: &str, config: ClientConfig, on_connect: Option<OnConnect>) -> Started {
-    start_with(heartline_async::smol::connect, url, config, on_connect)
+pub fn smol(url: &str, setup: Setup) -> Started {
+    start_with(heartline_async::smol::connect, url, setup)
 }
 
 /// A [`Start`] on async-std.
-pub fn async_std(url: &str, config: ClientConfig, on_connect: Option<OnConnect>) -> Started {
-    start_with(heartline_async::async_std::connect, url, config, on_connect)
+pub fn async_std(url: &str, setup: Setup) -> Started {
+    start_with(heartline_async::async_std::connect, url, setup)
 }
-
-type Started = (ClientHandle, Box<dyn EventSource>);
 
 /// Starts a client with `connect` (a runtime's helper).
 fn start_with(
     connect: fn(ClientBuilder) -> Result<(ClientHandle, ClientEvents), BuildError>,
     url: &str,
-    config: ClientConfig,
-    on_connect: Option<OnConnect>,
+    setup: Setup,
 ) -> Started {
-    let mut builder = ClientBuilder::new(url).config(config).seed(7);
-    if let Some(f) = on_connect {
+    let mut builder = ClientBuilder::new(url).config(setup.config).seed(7);
+    if let Some(f) = setup.on_connect {
         builder = builder.on_connect(f);
+    }
+    if let Some(der) = setup.tls_root {
+        builder = builder.tls_root_certificate(der);
     }
     let (handle, events) = connect(builder).expect("client starts");
     (handle, Box::new(Events(events)))

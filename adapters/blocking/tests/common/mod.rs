@@ -282,8 +282,32 @@ impl EventSource for heartline_blocking::ClientEvents {
 /// A per-attempt callback, as the builders take it.
 pub type OnConnect = Box<dyn Fn(u32) -> Result<ConnectTarget, BoxError> + Send + Sync>;
 
-/// Starts a client of one flavour for `url` with `config` (and the callback, if any).
-pub type Start = fn(&str, ClientConfig, Option<OnConnect>) -> (ClientHandle, Box<dyn EventSource>);
+/// How to build the client in a scenario.
+pub struct Setup {
+    /// The core's configuration.
+    pub config: ClientConfig,
+    /// The per-attempt callback.
+    pub on_connect: Option<OnConnect>,
+    /// An extra trusted root certificate (DER) for `wss://`.
+    pub tls_root: Option<Vec<u8>>,
+}
+
+impl Setup {
+    /// [`fast_config`], nothing else.
+    pub fn fast() -> Setup {
+        Setup {
+            config: fast_config(),
+            on_connect: None,
+            tls_root: None,
+        }
+    }
+}
+
+/// A started client of some flavour.
+pub type Started = (ClientHandle, Box<dyn EventSource>);
+
+/// Starts a client of one flavour for `url`.
+pub type Start = fn(&str, Setup) -> Started;
 
 /// Millisecond heartbeat and backoff, so each scenario takes a fraction of a second.
 pub fn fast_config() -> ClientConfig {
@@ -349,7 +373,7 @@ fn is_notice(e: &ClientEvent, want: fn(&Notice) -> bool) -> bool {
 /// meanwhile are queued; when the server is back they arrive once each, in order.
 pub fn server_dies_and_returns(start: Start) {
     let server = TestServer::start();
-    let (client, mut events) = start(&server.url(), fast_config(), None);
+    let (client, mut events) = start(&server.url(), Setup::fast());
     let events = events.as_mut();
     wait_for(events, "open", is_open);
     client.send_text("before").unwrap();
@@ -402,7 +426,7 @@ pub fn server_dies_and_returns(start: Start) {
 /// drops the connection and comes back.
 pub fn half_open_server(start: Start) {
     let server = TestServer::start();
-    let (client, mut events) = start(&server.url(), fast_config(), None);
+    let (client, mut events) = start(&server.url(), Setup::fast());
     let events = events.as_mut();
     wait_for(events, "open", is_open);
     server.freeze();
@@ -439,7 +463,7 @@ pub fn half_open_server(start: Start) {
 /// events end.
 pub fn close_stops_for_good(start: Start) {
     let server = TestServer::start();
-    let (client, mut events) = start(&server.url(), fast_config(), None);
+    let (client, mut events) = start(&server.url(), Setup::fast());
     let events = events.as_mut();
     wait_for(events, "open", is_open);
     client.close(1000, "bye").unwrap();
@@ -471,7 +495,7 @@ pub fn close_stops_for_good(start: Start) {
 pub fn http_401_gives_up(start: Start) {
     let server = TestServer::start();
     server.reject_with(401);
-    let (client, mut events) = start(&server.url(), fast_config(), None);
+    let (client, mut events) = start(&server.url(), Setup::fast());
     let seen = wait_for_end(events.as_mut());
     assert!(
         seen.iter().any(|e| is_notice(e, |n| matches!(
@@ -506,7 +530,11 @@ pub fn fresh_headers_per_attempt(start: Start) {
         let n = counter.fetch_add(1, Ordering::SeqCst);
         Ok(ConnectTarget::new(url.clone()).header("Authorization", format!("Bearer t{n}")))
     });
-    let (client, mut events) = start("ws://unused.invalid/", fast_config(), Some(on_connect));
+    let setup = Setup {
+        on_connect: Some(on_connect),
+        ..Setup::fast()
+    };
+    let (client, mut events) = start("ws://unused.invalid/", setup);
     let events = events.as_mut();
     wait_for(events, "open", is_open);
     client.reconnect_now();
@@ -528,7 +556,7 @@ pub fn fresh_headers_per_attempt(start: Start) {
 /// out, and the client's own heartbeat keeps the connection.
 pub fn pongs_flow_while_the_application_does_not_read(start: Start) {
     let server = TestServer::start();
-    let (client, mut events) = start(&server.url(), fast_config(), None);
+    let (client, mut events) = start(&server.url(), Setup::fast());
     wait_for(events.as_mut(), "open", is_open);
     server.start_pinging();
     client.send_text("unread").unwrap();
@@ -555,6 +583,118 @@ pub fn pongs_flow_while_the_application_does_not_read(start: Start) {
         "{seen:#?}"
     );
     assert_eq!(server.requests().len(), 1);
+}
+
+/// `wss://` to a server with a self-signed certificate: trusted once its root is given,
+/// refused (with a certificate error, and no endless retries) without it.
+pub fn wss_with_a_custom_root(start: Start) {
+    let server = TlsEchoServer::start();
+    let setup = Setup {
+        tls_root: Some(server.cert_der.clone()),
+        ..Setup::fast()
+    };
+    let (client, mut events) = start(&server.url(), setup);
+    let events = events.as_mut();
+    wait_for(events, "open", is_open);
+    client.send_text("secure").unwrap();
+    wait_for(events, "echo", |e| is_text(e, "secure"));
+    client.close(1000, "done").unwrap();
+    wait_for_end(events);
+
+    let mut setup = Setup::fast();
+    setup.config.reconnect.max_attempts = Some(0);
+    let (_client, mut events) = start(&server.url(), setup);
+    let seen = wait_for_end(events.as_mut());
+    assert!(
+        seen.iter().any(|e| is_notice(e, |n| matches!(
+            n,
+            Notice::ConnectFailed { error: ConnectFailure::Io(e), .. } if e.contains("certificate")
+        ))),
+        "{seen:#?}"
+    );
+    assert!(
+        matches!(
+            seen.last(),
+            Some(ClientEvent::Notice(Notice::GaveUp { .. }))
+        ),
+        "{seen:#?}"
+    );
+}
+
+/// A `wss://` echo server on 127.0.0.1 with a self-signed certificate for that address.
+pub struct TlsEchoServer {
+    addr: SocketAddr,
+    /// The certificate, DER: the root a client must trust.
+    pub cert_der: Vec<u8>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl TlsEchoServer {
+    /// Generates the certificate and starts serving.
+    pub fn start() -> TlsEchoServer {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .expect("generate a certificate");
+        let cert_der = certified.cert.der().to_vec();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            certified.signing_key.serialize_der(),
+        ));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert_der.clone().into()], key)
+            .expect("server TLS configuration");
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&stopped);
+        thread::spawn(move || {
+            for tcp in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(tcp) = tcp else { continue };
+                let config = Arc::clone(&config);
+                thread::spawn(move || {
+                    let _ = tcp.set_read_timeout(Some(PATIENCE));
+                    let Ok(conn) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    let tls = rustls::StreamOwned::new(conn, tcp);
+                    let Ok(mut ws) = tungstenite::accept(tls) else {
+                        return;
+                    };
+                    while let Ok(message) = ws.read() {
+                        if message.is_text() || message.is_binary() {
+                            let _ = ws.send(message);
+                        } else {
+                            let _ = ws.flush();
+                        }
+                    }
+                });
+            }
+        });
+        TlsEchoServer {
+            addr,
+            cert_der,
+            stopped,
+        }
+    }
+
+    /// `wss://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("wss://{}/", self.addr)
+    }
+}
+
+impl Drop for TlsEchoServer {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+    }
 }
 
 /// One `#[test]` per scenario for the flavour that `$start` (a [`Start`]) starts. The
@@ -589,6 +729,11 @@ macro_rules! client_scenario_tests {
         #[test]
         fn pongs_go_out_while_the_application_does_not_read() {
             common::pongs_flow_while_the_application_does_not_read($start);
+        }
+
+        #[test]
+        fn wss_with_a_self_signed_certificate_and_its_root() {
+            common::wss_with_a_custom_root($start);
         }
     };
 }
