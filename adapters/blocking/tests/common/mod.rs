@@ -37,6 +37,8 @@ struct State {
     stopped: AtomicBool,
     /// Non-zero: answer the upgrade with this HTTP status.
     reject: AtomicU16,
+    /// With `reject`: a `Retry-After` header, in seconds (0: none).
+    retry_after: AtomicU32,
     /// Send a Ping every 10 ms on every connection.
     pinging: AtomicBool,
     /// Pongs received.
@@ -106,6 +108,12 @@ impl TestServer {
         self.state.reject.store(status, Ordering::SeqCst);
     }
 
+    /// Answers every upgrade from now on with `status` and `Retry-After: seconds`.
+    pub fn reject_with_retry_after(&self, status: u16, seconds: u32) {
+        self.state.retry_after.store(seconds, Ordering::SeqCst);
+        self.reject_with(status);
+    }
+
     /// Pings every connection every 10 ms from now on.
     pub fn start_pinging(&self) {
         self.state.pinging.store(true, Ordering::SeqCst);
@@ -168,6 +176,11 @@ fn serve(stream: TcpStream, st: Arc<State>) {
         if status != 0 {
             let mut err = ErrorResponse::new(Some("rejected".into()));
             *err.status_mut() = StatusCode::from_u16(status).unwrap();
+            let seconds = st2.retry_after.load(Ordering::SeqCst);
+            if seconds > 0 {
+                err.headers_mut()
+                    .insert("retry-after", seconds.to_string().parse().unwrap());
+            }
             return Err(err);
         }
         Ok(resp)
@@ -520,6 +533,41 @@ pub fn http_401_gives_up(start: Start) {
     assert_eq!(server.requests().len(), 1);
 }
 
+/// A 503 with `Retry-After`: the client reports both and waits as long as asked
+/// (longer than its own 50 ms backoff) before the next attempt.
+pub fn retry_after_is_honoured(start: Start) {
+    let server = TestServer::start();
+    server.reject_with_retry_after(503, 2);
+    let (client, mut events) = start(&server.url(), Setup::fast());
+    let seen = wait_for(events.as_mut(), "reconnect scheduled", |e| {
+        is_notice(e, |n| matches!(n, Notice::ReconnectScheduled { .. }))
+    });
+    assert!(
+        seen.iter().any(|e| is_notice(e, |n| matches!(
+            n,
+            Notice::ConnectFailed {
+                error: ConnectFailure::Http {
+                    status: 503,
+                    retry_after: Some(d)
+                },
+                ..
+            } if *d == Duration::from_secs(2)
+        ))),
+        "{seen:#?}"
+    );
+    assert!(
+        matches!(
+            seen.last(),
+            Some(ClientEvent::Notice(Notice::ReconnectScheduled { delay, .. }))
+                if *delay == Duration::from_secs(2)
+        ),
+        "{seen:#?}"
+    );
+    client.close(1000, "").unwrap();
+    wait_for_end(events.as_mut());
+    assert_eq!(server.requests().len(), 1);
+}
+
 /// Every attempt asks the callback for its target: a fresh token each time.
 pub fn fresh_headers_per_attempt(start: Start) {
     let server = TestServer::start();
@@ -719,6 +767,11 @@ macro_rules! client_scenario_tests {
         #[test]
         fn a_401_handshake_gives_up_and_says_why() {
             common::http_401_gives_up($start);
+        }
+
+        #[test]
+        fn a_503_with_retry_after_delays_the_next_attempt_as_asked() {
+            common::retry_after_is_honoured($start);
         }
 
         #[test]
