@@ -19,6 +19,7 @@ use async_io::{Async, Timer};
 use async_tungstenite::tungstenite;
 use async_tungstenite::WebSocketStream;
 use futures_lite::{future, AsyncRead, AsyncWrite, Stream, StreamExt};
+use futures_util::SinkExt;
 use heartline_blocking::common::{
     AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
 };
@@ -247,16 +248,6 @@ impl<C: Connector> fmt::Debug for Driver<C> {
     }
 }
 
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => {
-            Timer::at(at).await;
-        }
-        None => future::pending::<()>().await,
-    }
-}
-
 impl<C: Connector> Driver<C> {
     /// Passes an event on. A dropped stream is not an error: the client keeps running
     /// for its handles.
@@ -273,11 +264,13 @@ impl<C: Connector> Driver<C> {
     /// Runs the client until it is closed for good.
     pub async fn run(self) {
         let mut link: Link<C> = Link::Idle;
+        // One timer for the driver's life, re-armed only when the core's deadline moves
+        // earlier; a deadline that moved later costs one early wake-up instead of a
+        // timer registration per message.
+        let mut timer = Timer::never();
+        let mut armed: Option<Instant> = None;
         loop {
-            // Execute every action the core has for us.
-            while let Some(action) = self.core().next_action(self.notify()) {
-                self.execute(self.prepared.step(action), &mut link).await;
-            }
+            self.run_actions(&mut link).await;
             let deadline = {
                 let core = self.core().lock();
                 if core.is_closed() && matches!(link, Link::Idle) {
@@ -285,162 +278,207 @@ impl<C: Connector> Driver<C> {
                 }
                 core.poll_timeout()
             };
-            let due = deadline.is_some_and(|d| Instant::now() >= d);
-            let woke: Wake<C> = if due {
-                Wake::Deadline
-            } else {
-                let io = async {
-                    match &mut link {
-                        Link::Idle => future::pending().await,
-                        Link::Connecting { attempt, .. } => Wake::Connected(attempt.as_mut().await),
-                        // A tungstenite read also writes any queued automatic Pong or
-                        // Close reply first, so polling it again (at once, in the next
-                        // turn) flushes those replies.
-                        Link::Open { ws, .. } => Wake::Read(ws.next().await),
-                    }
-                };
-                let nudge = async {
-                    // The channel never closes while handles can nudge; if it does, only
-                    // the other wake-ups remain.
-                    if self.wake.recv().await.is_err() {
-                        future::pending::<()>().await;
-                    }
-                    Wake::Nudge
-                };
-                let timer = async {
-                    sleep_until(deadline).await;
-                    Wake::Deadline
-                };
-                future::or(io, future::or(nudge, timer)).await
+            if let Some(d) = deadline {
+                if d <= Instant::now() {
+                    self.core().lock().handle_timeout(Instant::now());
+                    continue;
+                }
+                if armed.is_none_or(|a| d < a) {
+                    timer.set_at(d);
+                    armed = Some(d);
+                }
+            }
+            let io = async {
+                match &mut link {
+                    Link::Idle => future::pending().await,
+                    Link::Connecting { attempt, .. } => Wake::Connected(attempt.as_mut().await),
+                    // A tungstenite read also writes any queued automatic Pong or Close
+                    // reply first, so polling it again (at once, in the next turn)
+                    // flushes those replies.
+                    Link::Open { ws, .. } => Wake::Read(ws.next().await),
+                }
             };
+            let nudge = async {
+                // The channel never closes while handles can nudge; if it does, only the
+                // other wake-ups remain.
+                if self.wake.recv().await.is_err() {
+                    future::pending::<()>().await;
+                }
+                Wake::Nudge
+            };
+            let tick = async {
+                (&mut timer).await;
+                Wake::Deadline
+            };
+            let woke: Wake<C> = future::or(io, future::or(nudge, tick)).await;
             match woke {
-                Wake::Connected(result) => {
-                    let Link::Connecting { conn, .. } = link else {
-                        continue;
-                    };
-                    link = Link::Idle;
-                    match result {
-                        Ok(ws) => {
-                            let d = self.core().event(Event::Connected(conn), self.notify());
-                            // Stale: the application closed meanwhile; drop the socket.
-                            if d != Disposition::Stale {
-                                link = Link::Open { conn, ws };
-                            }
-                        }
-                        Err(failure) => {
-                            self.core().event(
-                                Event::ConnectFailed(conn, failure.as_error()),
-                                self.notify(),
-                            );
-                        }
-                    }
-                }
+                Wake::Connected(result) => self.connected(&mut link, result),
                 Wake::Read(item) => {
-                    let Some(conn) = link.conn() else { continue };
-                    let error = match item {
-                        Some(Ok(message)) => {
-                            self.core().feed(conn, message, self.notify());
-                            None
-                        }
-                        Some(Err(e)) => Some(Some(e.to_string())),
-                        None => Some(None),
-                    };
-                    if let Some(error) = error {
-                        link = Link::Idle;
-                        self.core()
-                            .event(Event::Disconnected(conn, error.as_deref()), self.notify());
+                    self.read(&mut link, item);
+                    // Take whatever else has already arrived before turning the loop.
+                    for _ in 0..READ_BATCH {
+                        let Link::Open { ws, .. } = &mut link else {
+                            break;
+                        };
+                        let Some(item) = future::poll_once(ws.next()).await else {
+                            break;
+                        };
+                        self.read(&mut link, item);
                     }
                 }
-                Wake::Nudge | Wake::Deadline => {}
+                Wake::Deadline => armed = None,
+                Wake::Nudge => {}
             }
             self.core().lock().handle_timeout(Instant::now());
         }
         let _ = self.core().next_action(self.notify());
     }
 
-    /// Executes one action of the core's.
-    async fn execute(&self, step: Step, link: &mut Link<C>) {
-        match step {
-            Step::Connect {
-                conn,
-                attempt: number,
-                timeout,
-            } => {
-                let prepared = Arc::clone(&self.prepared);
-                let connector = Arc::clone(&self.connector);
-                *link = Link::Connecting {
-                    conn,
-                    attempt: attempt(connector, prepared, number, timeout),
-                };
-            }
-            Step::Abort { conn } => {
-                if link.conn() == Some(conn) {
-                    *link = Link::Idle;
-                    self.core()
-                        .event(Event::Disconnected(conn, None), self.notify());
+    /// The attempt ended: open, or report the failure.
+    fn connected(&self, link: &mut Link<C>, result: Result<Ws<C>, AttemptError>) {
+        let Link::Connecting { conn, .. } = *link else {
+            return;
+        };
+        *link = Link::Idle;
+        match result {
+            Ok(ws) => {
+                let d = self.core().event(Event::Connected(conn), self.notify());
+                // Stale: the application closed meanwhile; drop the socket.
+                if d != Disposition::Stale {
+                    *link = Link::Open { conn, ws };
                 }
             }
-            Step::Write { conn, message } => {
-                let Link::Open { conn: open, ws } = link else {
-                    return;
-                };
-                if *open != conn {
-                    return;
-                }
-                if let Err(error) = self.write(ws, message, conn).await {
-                    *link = Link::Idle;
-                    if let Some(error) = error {
-                        self.core()
-                            .event(Event::Disconnected(conn, Some(&error)), self.notify());
-                    }
-                }
+            Err(failure) => {
+                self.core().event(
+                    Event::ConnectFailed(conn, failure.as_error()),
+                    self.notify(),
+                );
             }
-            Step::Nothing => {}
         }
     }
 
-    /// Writes and flushes one message, within the write timeout. A write stuck on a
-    /// peer that does not read still lets the core's deadlines run; if the core gives up
-    /// on the connection meanwhile the write is abandoned (`Err(None)`). `Err(Some(e))`
-    /// is an IO error or the write timeout.
-    async fn write(
+    /// Feeds what a read gave: a message, the end of the connection, or an error.
+    fn read(
         &self,
-        ws: &mut Ws<C>,
-        message: tungstenite::Message,
-        conn: ConnId,
-    ) -> Result<(), Option<String>> {
+        link: &mut Link<C>,
+        item: Option<Result<tungstenite::Message, tungstenite::Error>>,
+    ) {
+        let Some(conn) = link.conn() else { return };
+        let error = match item {
+            Some(Ok(message)) => {
+                self.core().feed(conn, message, self.notify());
+                return;
+            }
+            Some(Err(e)) => Some(e.to_string()),
+            None => None,
+        };
+        *link = Link::Idle;
+        self.core()
+            .event(Event::Disconnected(conn, error.as_deref()), self.notify());
+    }
+
+    /// Executes every action the core has. Messages are written into tungstenite's
+    /// buffer one after the other and flushed once at the end.
+    async fn run_actions(&self, link: &mut Link<C>) {
+        let mut unflushed = None;
+        while let Some(action) = self.core().next_action(self.notify()) {
+            match self.prepared.step(action) {
+                Step::Connect {
+                    conn,
+                    attempt: number,
+                    timeout,
+                } => {
+                    let prepared = Arc::clone(&self.prepared);
+                    let connector = Arc::clone(&self.connector);
+                    *link = Link::Connecting {
+                        conn,
+                        attempt: attempt(connector, prepared, number, timeout),
+                    };
+                }
+                Step::Abort { conn } => {
+                    if link.conn() == Some(conn) {
+                        *link = Link::Idle;
+                        self.core()
+                            .event(Event::Disconnected(conn, None), self.notify());
+                    }
+                }
+                Step::Write { conn, message } => {
+                    let Link::Open { conn: open, ws } = link else {
+                        continue;
+                    };
+                    if *open != conn {
+                        continue;
+                    }
+                    match self.bounded(ws.feed(message), conn).await {
+                        Ok(()) => unflushed = Some(conn),
+                        Err(error) => self.write_failed(link, conn, error),
+                    }
+                }
+                Step::Nothing => {}
+            }
+        }
+        let Some(conn) = unflushed else { return };
+        let Link::Open { conn: open, ws } = link else {
+            return;
+        };
+        if *open == conn {
+            if let Err(error) = self.bounded(ws.flush(), conn).await {
+                self.write_failed(link, conn, error);
+            }
+        }
+    }
+
+    fn write_failed(&self, link: &mut Link<C>, conn: ConnId, error: Option<String>) {
+        *link = Link::Idle;
+        if let Some(error) = error {
+            self.core()
+                .event(Event::Disconnected(conn, Some(&error)), self.notify());
+        }
+    }
+
+    /// Runs one write or flush within the write timeout. A write stuck on a peer that
+    /// does not read still lets the core's deadlines run; if the core gives up on the
+    /// connection meanwhile the write is abandoned (`Err(None)`). `Err(Some(e))` is an
+    /// IO error or the write timeout.
+    async fn bounded<F>(&self, io: F, conn: ConnId) -> Result<(), Option<String>>
+    where
+        F: Future<Output = Result<(), tungstenite::Error>>,
+    {
+        futures_lite::pin!(io);
+        // Usually the socket takes the bytes at once: no timer needed.
+        let mut outcome = future::poll_once(io.as_mut()).await;
         let give_up = Instant::now() + self.prepared.write_timeout;
-        let send = ws.send(message);
-        futures_lite::pin!(send);
         loop {
-            let deadline = self.core().lock().poll_timeout();
-            let wake = deadline.map_or(give_up, |d| d.min(give_up));
-            let outcome = future::or(async { Some(send.as_mut().await) }, async {
+            match outcome {
+                Some(Ok(())) => return Ok(()),
+                // The close handshake finished while writing: the read side reports it.
+                Some(Err(
+                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                )) => return Ok(()),
+                Some(Err(e)) => return Err(Some(e.to_string())),
+                None => {}
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                return Err(Some("write timed out: the peer is not reading".to_owned()));
+            }
+            let wake = {
+                let mut core = self.core().lock();
+                core.handle_timeout(now);
+                if core.current_conn() != Some(conn) {
+                    return Err(None);
+                }
+                core.poll_timeout().map_or(give_up, |d| d.min(give_up))
+            };
+            outcome = future::or(async { Some(io.as_mut().await) }, async {
                 Timer::at(wake).await;
                 None
             })
             .await;
-            match outcome {
-                Some(Ok(())) => return Ok(()),
-                Some(Err(
-                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
-                )) => {
-                    // The close handshake finished while writing: the read side reports it.
-                    return Ok(());
-                }
-                Some(Err(e)) => return Err(Some(e.to_string())),
-                None => {
-                    let now = Instant::now();
-                    if now >= give_up {
-                        return Err(Some("write timed out: the peer is not reading".to_owned()));
-                    }
-                    let mut core = self.core().lock();
-                    core.handle_timeout(now);
-                    if core.current_conn() != Some(conn) {
-                        return Err(None);
-                    }
-                }
-            }
         }
     }
 }
+
+/// Most messages taken from the socket in one turn of the driver's loop without
+/// waiting; bounds how long actions (and the handles' sends) wait behind a flood.
+const READ_BATCH: usize = 64;

@@ -211,9 +211,14 @@ impl Driver {
     pub fn run(self) {
         let mut link: Option<Link> = None;
         loop {
-            // Execute every action the core has for us.
+            // Execute every action the core has for us: messages go into tungstenite's
+            // buffer one after the other and are flushed once at the end.
+            let mut unflushed = false;
             while let Some(action) = self.core().next_action(self.notify()) {
-                self.execute(self.prepared.step(action), &mut link);
+                unflushed |= self.execute(self.prepared.step(action), &mut link);
+            }
+            if unflushed {
+                self.flush(&mut link);
             }
             let deadline = {
                 let core = self.core().lock();
@@ -290,8 +295,8 @@ impl Driver {
             .event(Event::Disconnected(conn, error), self.notify());
     }
 
-    /// Executes one action of the core's.
-    fn execute(&self, step: Step, link: &mut Option<Link>) {
+    /// Executes one action of the core's; `true` if it wrote without flushing.
+    fn execute(&self, step: Step, link: &mut Option<Link>) -> bool {
         match step {
             Step::Connect {
                 conn,
@@ -327,24 +332,48 @@ impl Driver {
             }
             Step::Write { conn, message } => {
                 let Some(open) = link.as_mut().filter(|l| l.conn == conn) else {
-                    return;
+                    return false;
                 };
-                let error = match open.ws.send(message) {
-                    Ok(()) | Err(tungstenite::Error::ConnectionClosed) => return,
-                    Err(tungstenite::Error::Io(e))
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        "write timed out: the peer is not reading".to_owned()
-                    }
-                    Err(e) => e.to_string(),
-                };
-                *link = None;
-                self.disconnected(conn, Some(&error));
+                let result = open.ws.write(message);
+                return self.wrote(link, conn, result);
             }
             Step::Nothing => {}
         }
+        false
+    }
+
+    /// Flushes what [`Driver::execute`] wrote.
+    fn flush(&self, link: &mut Option<Link>) {
+        if let Some(open) = link.as_mut() {
+            let conn = open.conn;
+            let result = open.ws.flush();
+            self.wrote(link, conn, result);
+        }
+    }
+
+    /// Handles the outcome of a write or flush: `true` if the connection is still fine.
+    fn wrote(
+        &self,
+        link: &mut Option<Link>,
+        conn: ConnId,
+        result: Result<(), tungstenite::Error>,
+    ) -> bool {
+        let error = match result {
+            Ok(()) => return true,
+            // The close handshake finished: the read side reports the end.
+            Err(tungstenite::Error::ConnectionClosed) => return false,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                "write timed out: the peer is not reading".to_owned()
+            }
+            Err(e) => e.to_string(),
+        };
+        *link = None;
+        self.disconnected(conn, Some(&error));
+        false
     }
 }
