@@ -292,9 +292,6 @@ impl<C: Connector> Driver<C> {
                 match &mut link {
                     Link::Idle => future::pending().await,
                     Link::Connecting { attempt, .. } => Wake::Connected(attempt.as_mut().await),
-                    // A tungstenite read also writes any queued automatic Pong or Close
-                    // reply first, so polling it again (at once, in the next turn)
-                    // flushes those replies.
                     Link::Open { ws, .. } => Wake::Read(ws.next().await),
                 }
             };
@@ -314,7 +311,7 @@ impl<C: Connector> Driver<C> {
             match woke {
                 Wake::Connected(result) => self.connected(&mut link, result),
                 Wake::Read(item) => {
-                    self.read(&mut link, item);
+                    let mut replied = self.read(&mut link, item);
                     // Take whatever else has already arrived before turning the loop.
                     for _ in 0..READ_BATCH {
                         let Link::Open { ws, .. } = &mut link else {
@@ -323,7 +320,15 @@ impl<C: Connector> Driver<C> {
                         let Some(item) = future::poll_once(ws.next()).await else {
                             break;
                         };
-                        self.read(&mut link, item);
+                        replied |= self.read(&mut link, item);
+                    }
+                    // tungstenite queued a Pong (or Close) reply: flush it now, so the
+                    // peer's heartbeat is answered at once.
+                    if let (true, Link::Open { conn, ws }) = (replied, &mut link) {
+                        let conn = *conn;
+                        if let Err(error) = self.bounded(ws.flush(), conn).await {
+                            self.write_failed(&mut link, conn, error);
+                        }
                     }
                 }
                 Wake::Deadline => armed = None,
@@ -358,16 +363,23 @@ impl<C: Connector> Driver<C> {
     }
 
     /// Feeds what a read gave: a message, the end of the connection, or an error.
+    /// `true` if tungstenite queued an automatic reply (to a Ping or Close).
     fn read(
         &self,
         link: &mut Link<C>,
         item: Option<Result<tungstenite::Message, tungstenite::Error>>,
-    ) {
-        let Some(conn) = link.conn() else { return };
+    ) -> bool {
+        let Some(conn) = link.conn() else {
+            return false;
+        };
         let error = match item {
             Some(Ok(message)) => {
+                let replied = matches!(
+                    message,
+                    tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
+                );
                 self.core().feed(conn, message, self.notify());
-                return;
+                return replied;
             }
             Some(Err(e)) => Some(e.to_string()),
             None => None,
@@ -375,6 +387,7 @@ impl<C: Connector> Driver<C> {
         *link = Link::Idle;
         self.core()
             .event(Event::Disconnected(conn, error.as_deref()), self.notify());
+        false
     }
 
     /// Executes every action the core has. Messages are written into tungstenite's

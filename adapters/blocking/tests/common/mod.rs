@@ -43,6 +43,8 @@ struct State {
     pinging: AtomicBool,
     /// Pongs received.
     pongs: AtomicU32,
+    /// Set: send a Close frame with this code and reason on every connection.
+    close_with: Mutex<Option<(u16, String)>>,
 }
 
 /// A running test server. Dropping it kills it.
@@ -112,6 +114,11 @@ impl TestServer {
     pub fn reject_with_retry_after(&self, status: u16, seconds: u32) {
         self.state.retry_after.store(seconds, Ordering::SeqCst);
         self.reject_with(status);
+    }
+
+    /// Closes every connection with a Close frame carrying `code` and `reason`.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        *self.state.close_with.lock().unwrap() = Some((code, reason.to_owned()));
     }
 
     /// Pings every connection every 10 ms from now on.
@@ -190,9 +197,19 @@ fn serve(stream: TcpStream, st: Arc<State>) {
         None => return,
     };
     let mut last_ping = Instant::now();
+    let mut closing = false;
     loop {
         if st.stopped.load(Ordering::SeqCst) {
             return;
+        }
+        if !closing {
+            if let Some((code, reason)) = st.close_with.lock().unwrap().clone() {
+                closing = true;
+                let _ = ws.close(Some(tungstenite::protocol::CloseFrame {
+                    code: code.into(),
+                    reason: reason.into(),
+                }));
+            }
         }
         if st.pinging.load(Ordering::SeqCst) && last_ping.elapsed() >= Duration::from_millis(10) {
             last_ping = Instant::now();
@@ -323,10 +340,12 @@ pub type Started = (ClientHandle, Box<dyn EventSource>);
 pub type Start = fn(&str, Setup) -> Started;
 
 /// Millisecond heartbeat and backoff, so each scenario takes a fraction of a second.
+/// The 250 ms reply timeout leaves room for a loaded test machine: a spurious
+/// heartbeat miss would reconnect in the middle of a scenario.
 pub fn fast_config() -> ClientConfig {
     let mut config = ClientConfig::default();
     config.heartbeat.interval = Duration::from_millis(50);
-    config.heartbeat.timeout = Duration::from_millis(100);
+    config.heartbeat.timeout = Duration::from_millis(250);
     config.reconnect.backoff = Backoff::Fixed(Duration::from_millis(50));
     config.reconnect.jitter = Jitter::None;
     config.connect_timeout = Duration::from_secs(2);
@@ -568,6 +587,70 @@ pub fn retry_after_is_honoured(start: Start) {
     assert_eq!(server.requests().len(), 1);
 }
 
+/// An application heartbeat (seed 002's style: a message the server echoes): the
+/// echoes prove the server alive and give round-trip times, and the application never
+/// sees them; a half-open server is still noticed.
+pub fn app_heartbeat_echoed(start: Start) {
+    use heartline_core::{AppHeartbeat, HeartbeatKind, Message};
+    let server = TestServer::start();
+    let mut setup = Setup::fast();
+    setup.config.heartbeat.kind = HeartbeatKind::App(AppHeartbeat::echo(Message::Text(
+        r#"{"type":"heart_beat"}"#.to_owned(),
+    )));
+    setup.config.heartbeat.any_frame_is_alive = false;
+    let (client, mut events) = start(&server.url(), setup);
+    let events = events.as_mut();
+    wait_for(events, "open", is_open);
+    let mut rtts = 0;
+    let seen = wait_for(events, "three round trips", |e| {
+        rtts += usize::from(is_notice(e, |n| matches!(n, Notice::Rtt(_))));
+        rtts == 3
+    });
+    assert!(
+        !seen.iter().any(|e| matches!(e, ClientEvent::Text(_))),
+        "heartbeat echoes are not delivered: {seen:#?}"
+    );
+    assert!(server.received().len() >= 3);
+    assert!(server
+        .received()
+        .iter()
+        .all(|t| t == r#"{"type":"heart_beat"}"#));
+    server.freeze();
+    wait_for(events, "heartbeat missed", |e| {
+        is_notice(e, |n| matches!(n, Notice::HeartbeatMissed { .. }))
+    });
+    drop(client);
+}
+
+/// The server closes with a code configured as terminal (4409, replaced): the client
+/// reports the close as the server's, with its code and reason, and gives up.
+pub fn terminal_close_code_gives_up(start: Start) {
+    let server = TestServer::start();
+    let (client, mut events) = start(&server.url(), Setup::fast());
+    let events = events.as_mut();
+    wait_for(events, "open", is_open);
+    server.close_all(4409, "replaced");
+    let seen = wait_for_end(events);
+    assert!(
+        seen.iter().any(|e| is_notice(e, |n| matches!(
+            n,
+            Notice::Closed { code: 4409, reason, by: Initiator::Remote, .. } if reason == "replaced"
+        ))),
+        "{seen:#?}"
+    );
+    assert!(
+        matches!(
+            seen.last(),
+            Some(ClientEvent::Notice(Notice::GaveUp {
+                reason: GiveUpReason::CloseCode { code: 4409, .. }
+            }))
+        ),
+        "{seen:#?}"
+    );
+    assert_eq!(client.state(), ReadyState::Closed);
+    assert_eq!(server.requests().len(), 1);
+}
+
 /// Every attempt asks the callback for its target: a fresh token each time.
 pub fn fresh_headers_per_attempt(start: Start) {
     let server = TestServer::start();
@@ -772,6 +855,16 @@ macro_rules! client_scenario_tests {
         #[test]
         fn a_503_with_retry_after_delays_the_next_attempt_as_asked() {
             common::retry_after_is_honoured($start);
+        }
+
+        #[test]
+        fn an_echoed_app_heartbeat_keeps_the_connection_and_is_not_delivered() {
+            common::app_heartbeat_echoed($start);
+        }
+
+        #[test]
+        fn a_terminal_close_code_from_the_server_gives_up() {
+            common::terminal_close_code_gives_up($start);
         }
 
         #[test]
