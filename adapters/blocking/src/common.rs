@@ -238,6 +238,16 @@ pub struct Prepared {
     pub tls: Arc<rustls::ClientConfig>,
 }
 
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("target", &self.target)
+            .field("ws_config", &self.ws_config)
+            .field("write_timeout", &self.write_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Prepared {
     /// The request and endpoint for attempt `number` (asking the callback, if any).
     pub fn target(&self, number: u32) -> Result<(Request<()>, Endpoint), AttemptError> {
@@ -646,4 +656,106 @@ macro_rules! __client_builder_options {
             self
         }
     };
+}
+
+// Handles are shared across threads and tasks.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ClientHandle>();
+    send_sync::<ClientEvent>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http_error(status: u16, retry_after: Option<&str>) -> AttemptError {
+        let mut response = Response::builder().status(status);
+        if let Some(value) = retry_after {
+            response = response.header("Retry-After", value);
+        }
+        let response = response.body(None).unwrap();
+        AttemptError::from(tungstenite::Error::Http(Box::new(response)))
+    }
+
+    #[test]
+    fn a_non_101_answer_keeps_its_status_and_retry_after_seconds() {
+        assert_eq!(
+            http_error(503, Some(" 7 ")),
+            AttemptError::Http {
+                status: 503,
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        // The HTTP-date form and nonsense are ignored: the core's backoff applies.
+        for value in ["Wed, 21 Oct 2015 07:28:00 GMT", "-1", "soon"] {
+            assert_eq!(
+                http_error(429, Some(value)),
+                AttemptError::Http {
+                    status: 429,
+                    retry_after: None
+                }
+            );
+        }
+        assert_eq!(
+            http_error(401, None),
+            AttemptError::Http {
+                status: 401,
+                retry_after: None
+            }
+        );
+    }
+
+    #[test]
+    fn other_failures_are_io_errors_with_a_description() {
+        let e = AttemptError::from(tungstenite::Error::ConnectionClosed);
+        assert!(
+            matches!(e, AttemptError::Io(ref s) if !s.is_empty()),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_target_names_host_port_and_scheme() {
+        let (request, endpoint) = ConnectTarget::new("wss://[::1]/chat")
+            .header("Authorization", "Bearer x")
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            endpoint,
+            Endpoint {
+                host: "::1".into(),
+                port: 443,
+                tls: true
+            }
+        );
+        assert_eq!(request.headers()["authorization"], "Bearer x");
+        let (_, endpoint) = ConnectTarget::new("ws://example.com:8080/")
+            .resolve()
+            .unwrap();
+        assert_eq!((endpoint.port, endpoint.tls), (8080, false));
+    }
+
+    #[test]
+    fn a_bad_target_is_an_error_not_a_panic() {
+        for url in ["http://example.com/", "not a url", "ws://"] {
+            assert!(ConnectTarget::new(url).resolve().is_err(), "{url}");
+        }
+        let bad_header = ConnectTarget::new("ws://example.com/").header("Bad Name", "v");
+        assert!(bad_header.resolve().is_err());
+        let bad_value = ConnectTarget::new("ws://example.com/").header("X", "a\nb");
+        assert!(bad_value.resolve().is_err());
+    }
+
+    #[test]
+    fn building_rejects_a_bad_url_and_a_bad_configuration() {
+        let err = Options::new("http://example.com/")
+            .prepare(|| {})
+            .unwrap_err();
+        assert!(matches!(err, BuildError::Request(_)), "{err:?}");
+        let mut options = Options::new("ws://example.com/");
+        options.config.heartbeat.interval = Duration::ZERO;
+        let err = options.prepare(|| {}).unwrap_err();
+        assert!(matches!(err, BuildError::Config(_)), "{err:?}");
+    }
 }
