@@ -549,6 +549,9 @@ pub fn http_401_gives_up(start: Start) {
         "{seen:#?}"
     );
     assert_eq!(client.state(), ReadyState::Closed);
+    // The client is done: a late reconnect request cannot revive it half-way.
+    client.reconnect_now();
+    assert_eq!(client.state(), ReadyState::Closed);
     assert_eq!(server.requests().len(), 1);
 }
 
