@@ -197,7 +197,7 @@ impl Options {
             _ => None,
         };
         #[cfg(feature = "rustls")]
-        let tls = self.tls.into_config().map_err(BuildError::Request)?;
+        let tls = self.tls.check().map_err(BuildError::Request)?;
         let seed = self.seed.unwrap_or_else(random_seed);
         let core = Client::new(self.config, seed, Instant::now()).map_err(BuildError::Config)?;
         let shared = Arc::new(SharedCore {
@@ -236,7 +236,7 @@ pub struct Prepared {
     pub heartbeat: Option<tungstenite::Message>,
     /// The TLS configuration for `wss://`.
     #[cfg(feature = "rustls")]
-    pub tls: Arc<rustls::ClientConfig>,
+    pub tls: crate::tls::TlsSource,
 }
 
 impl fmt::Debug for Prepared {
@@ -779,5 +779,17 @@ mod tests {
         options.config.heartbeat.interval = Duration::ZERO;
         let err = options.prepare(|| {}).unwrap_err();
         assert!(matches!(err, BuildError::Config(_)), "{err:?}");
+    }
+
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn a_root_certificate_that_does_not_parse_fails_the_build() {
+        let mut options = Options::new("wss://example.com/");
+        options.tls.extra_roots.push(b"not a certificate".to_vec());
+        let err = options.prepare(|| {}).unwrap_err();
+        assert!(
+            matches!(&err, BuildError::Request(e) if e.contains("certificate")),
+            "{err:?}"
+        );
     }
 }
