@@ -1,0 +1,496 @@
+//! The async client: a builder, the event stream, and the driver that runs the
+//! [`heartline_core::Client`] over async-tungstenite.
+//!
+//! The driver is one future. Each turn it drains the core's actions and executes them,
+//! then waits for whichever comes first: a frame (or the handshake's end) on the
+//! connection, a nudge from a handle, or the core's one next deadline on an
+//! [`async_io::Timer`]. After waking it takes a fresh [`Instant::now()`] and feeds the core.
+//! Every decision (when to ping, when the peer is dead, when to reconnect) is the core's.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use async_tungstenite::tungstenite;
+use async_tungstenite::WebSocketStream;
+use futures_lite::{future, AsyncRead, AsyncWrite, Stream, StreamExt};
+use futures_util::SinkExt;
+use heartline_blocking::common::{
+    AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
+};
+use heartline_core::{ConnId, Disposition, Event};
+
+use crate::tls::{self, MaybeTls};
+
+/// Opens the TCP (or other byte) stream for a connection attempt; TLS and the WebSocket
+/// handshake happen on top. Implement it to run the client over any futures-io stream.
+pub trait Connector: Send + Sync + 'static {
+    /// The stream type.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Connects to `host:port`. The driver bounds the whole attempt by the core's
+    /// connect timeout, so this need not time out by itself.
+    fn connect(
+        &self,
+        host: String,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Self::Stream>> + Send + 'static>>;
+}
+
+/// The default connector: a TCP stream registered with the async-io reactor (the one
+/// smol and async-std share), with `TCP_NODELAY` set. Host names are resolved on a
+/// short-lived thread so resolution never blocks the executor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpConnector;
+
+impl Connector for TcpConnector {
+    type Stream = Async<TcpStream>;
+
+    fn connect(
+        &self,
+        host: String,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Self::Stream>> + Send + 'static>> {
+        Box::pin(async move {
+            let addrs = resolve(host, port).await?;
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
+            for addr in addrs {
+                match Async::<TcpStream>::connect(addr).await {
+                    Ok(stream) => {
+                        stream.get_ref().set_nodelay(true)?;
+                        return Ok(stream);
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        })
+    }
+}
+
+/// Resolves `host`; an IP literal needs no lookup, a name is looked up on a thread.
+async fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = async_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("heartline-resolve".into())
+        .spawn(move || {
+            let result = (host.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>());
+            let _ = tx.try_send(result);
+        })?;
+    rx.recv()
+        .await
+        .map_err(|_| io::Error::other("name resolution thread ended without an answer"))?
+}
+
+/// Builds an async client: URL, heartline configuration, WebSocket buffer sizes, write
+/// timeout, TLS roots and an optional per-attempt callback.
+#[derive(Debug)]
+pub struct ClientBuilder {
+    options: Options,
+}
+
+impl ClientBuilder {
+    /// A client for `url` (`ws://` or `wss://`) with the default configuration.
+    pub fn new(url: impl Into<String>) -> Self {
+        ClientBuilder {
+            options: Options::new(url),
+        }
+    }
+
+    heartline_blocking::__client_builder_options!();
+
+    /// Builds the client with the default [`TcpConnector`]: a handle, the event stream,
+    /// and the driver future, which must be spawned (or awaited) for anything to happen.
+    pub fn build(self) -> Result<(ClientHandle, ClientEvents, Driver<TcpConnector>), BuildError> {
+        self.build_with(TcpConnector)
+    }
+
+    /// Builds the client with a custom [`Connector`].
+    pub fn build_with<C: Connector>(
+        self,
+        connector: C,
+    ) -> Result<(ClientHandle, ClientEvents, Driver<C>), BuildError> {
+        let (wake_tx, wake_rx) = async_channel::bounded(1);
+        // Full means a nudge is already pending: the driver will see this change too.
+        let (handle, prepared) = self.options.prepare(move || {
+            let _ = wake_tx.try_send(());
+        })?;
+        let (events_tx, events_rx) = async_channel::unbounded();
+        let driver = Driver {
+            prepared: Arc::new(prepared),
+            wake: wake_rx,
+            events: events_tx,
+            connector: Arc::new(connector),
+        };
+        let events = ClientEvents {
+            rx: Box::pin(events_rx),
+        };
+        Ok((handle, events, driver))
+    }
+}
+
+/// The client's events, in order. The stream ends after the client is closed for good
+/// (closed by the application, or gave up). Events queue without bound, so an
+/// application that reads slowly never stalls the connection's heartbeat.
+#[derive(Debug)]
+pub struct ClientEvents {
+    // Boxed: the receiver is not `Unpin`, and the stream should be.
+    rx: Pin<Box<async_channel::Receiver<ClientEvent>>>,
+}
+
+impl ClientEvents {
+    /// The next event, or `None` after the client is closed for good.
+    pub async fn recv(&mut self) -> Option<ClientEvent> {
+        self.rx.recv().await.ok()
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> Option<ClientEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Stream for ClientEvents {
+    type Item = ClientEvent;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ClientEvent>> {
+        self.rx.as_mut().poll_next(cx)
+    }
+}
+
+type Ws<C> = WebSocketStream<MaybeTls<<C as Connector>::Stream>>;
+type Attempt<C> = Pin<Box<dyn Future<Output = Result<Ws<C>, AttemptError>> + Send>>;
+
+/// One connection attempt: target, TCP, TLS, WebSocket handshake, bounded by `timeout`.
+fn attempt<C: Connector>(
+    connector: Arc<C>,
+    prepared: Arc<Prepared>,
+    number: u32,
+    timeout: Duration,
+) -> Attempt<C> {
+    let work = async move {
+        let (request, endpoint) = prepared.target(number)?;
+        let (host, port) = (endpoint.host.clone(), endpoint.port);
+        let tcp = connector
+            .connect(host.clone(), port)
+            .await
+            .map_err(|e| AttemptError::Io(format!("connect to {host}:{port}: {e}")))?;
+        let stream = tls::wrap(tcp, &endpoint, &prepared)
+            .await
+            .map_err(AttemptError::Io)?;
+        let config = Some(prepared.ws_config);
+        let (ws, _response) =
+            async_tungstenite::client_async_with_config(request, stream, config).await?;
+        Ok(ws)
+    };
+    Box::pin(async move {
+        future::or(work, async {
+            Timer::after(timeout).await;
+            Err(AttemptError::Io("connect timeout".to_owned()))
+        })
+        .await
+    })
+}
+
+/// The connection as the driver holds it. One per client, so the open stream is kept
+/// inline rather than boxed.
+#[allow(clippy::large_enum_variant)]
+enum Link<C: Connector> {
+    Idle,
+    Connecting { conn: ConnId, attempt: Attempt<C> },
+    Open { conn: ConnId, ws: Ws<C> },
+}
+
+impl<C: Connector> Link<C> {
+    fn conn(&self) -> Option<ConnId> {
+        match self {
+            Link::Idle => None,
+            Link::Connecting { conn, .. } | Link::Open { conn, .. } => Some(*conn),
+        }
+    }
+}
+
+/// What woke the driver (a short-lived value on the driver's stack).
+#[allow(clippy::large_enum_variant)]
+enum Wake<C: Connector> {
+    Connected(Result<Ws<C>, AttemptError>),
+    Read(Option<Result<tungstenite::Message, tungstenite::Error>>),
+    Nudge,
+    Deadline,
+}
+
+/// The future that runs the client: spawn it on any executor whose reactor is async-io
+/// (smol, async-std), or `await` it. It completes once the client is closed for good.
+#[must_use = "the client does nothing until its driver runs"]
+pub struct Driver<C: Connector> {
+    prepared: Arc<Prepared>,
+    wake: async_channel::Receiver<()>,
+    events: async_channel::Sender<ClientEvent>,
+    connector: Arc<C>,
+}
+
+impl<C: Connector> fmt::Debug for Driver<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+impl<C: Connector> Driver<C> {
+    /// Passes an event on. A dropped stream is not an error: the client keeps running
+    /// for its handles.
+    fn notify(&self) -> impl FnMut(ClientEvent) + '_ {
+        |event| {
+            let _ = self.events.try_send(event);
+        }
+    }
+
+    fn core(&self) -> &SharedCore {
+        &self.prepared.core
+    }
+
+    /// Runs the client until it is closed for good.
+    pub async fn run(self) {
+        let mut link: Link<C> = Link::Idle;
+        // One timer for the driver's life, re-armed only when the core's deadline moves
+        // earlier; a deadline that moved later costs one early wake-up instead of a
+        // timer registration per message.
+        let mut timer = Timer::never();
+        let mut armed: Option<Instant> = None;
+        loop {
+            self.run_actions(&mut link).await;
+            let Some(deadline) = self.core().next_deadline(matches!(link, Link::Idle)) else {
+                break;
+            };
+            if let Some(d) = deadline {
+                if d <= Instant::now() {
+                    self.core().lock().handle_timeout(Instant::now());
+                    continue;
+                }
+                if armed.is_none_or(|a| d < a) {
+                    timer.set_at(d);
+                    armed = Some(d);
+                }
+            }
+            let io = async {
+                match &mut link {
+                    Link::Idle => future::pending().await,
+                    Link::Connecting { attempt, .. } => Wake::Connected(attempt.as_mut().await),
+                    Link::Open { ws, .. } => Wake::Read(ws.next().await),
+                }
+            };
+            let nudge = async {
+                // The channel never closes while handles can nudge; if it does, only the
+                // other wake-ups remain.
+                if self.wake.recv().await.is_err() {
+                    future::pending::<()>().await;
+                }
+                Wake::Nudge
+            };
+            let tick = async {
+                (&mut timer).await;
+                Wake::Deadline
+            };
+            let woke: Wake<C> = future::or(io, future::or(nudge, tick)).await;
+            match woke {
+                Wake::Connected(result) => self.connected(&mut link, result),
+                Wake::Read(item) => {
+                    let mut replied = self.read(&mut link, item);
+                    // Take whatever else has already arrived before turning the loop.
+                    for _ in 0..READ_BATCH {
+                        let Link::Open { ws, .. } = &mut link else {
+                            break;
+                        };
+                        let Some(item) = future::poll_once(ws.next()).await else {
+                            break;
+                        };
+                        replied |= self.read(&mut link, item);
+                    }
+                    // tungstenite queued a Pong (or Close) reply: flush it now, so the
+                    // peer's heartbeat is answered at once.
+                    if let (true, Link::Open { conn, ws }) = (replied, &mut link) {
+                        let conn = *conn;
+                        if let Err(error) = self.bounded(ws.flush(), conn).await {
+                            self.write_failed(&mut link, conn, error);
+                        }
+                    }
+                    // Let the application see the new messages first: what it sends in
+                    // answer then goes out with this turn's flush, not a turn later.
+                    future::yield_now().await;
+                }
+                Wake::Deadline => armed = None,
+                Wake::Nudge => {}
+            }
+            self.core().lock().handle_timeout(Instant::now());
+        }
+        let _ = self.core().next_action(self.notify());
+    }
+
+    /// The attempt ended: open, or report the failure.
+    fn connected(&self, link: &mut Link<C>, result: Result<Ws<C>, AttemptError>) {
+        let Link::Connecting { conn, .. } = *link else {
+            return;
+        };
+        *link = Link::Idle;
+        match result {
+            Ok(ws) => {
+                let d = self.core().event(Event::Connected(conn), self.notify());
+                // Stale: the application closed meanwhile; drop the socket.
+                if d != Disposition::Stale {
+                    *link = Link::Open { conn, ws };
+                }
+            }
+            Err(failure) => {
+                self.core().event(
+                    Event::ConnectFailed(conn, failure.as_error()),
+                    self.notify(),
+                );
+            }
+        }
+    }
+
+    /// Feeds what a read gave: a message, the end of the connection, or an error.
+    /// `true` if tungstenite queued an automatic reply (to a Ping or Close).
+    fn read(
+        &self,
+        link: &mut Link<C>,
+        item: Option<Result<tungstenite::Message, tungstenite::Error>>,
+    ) -> bool {
+        let Some(conn) = link.conn() else {
+            return false;
+        };
+        let error = match item {
+            Some(Ok(message)) => {
+                let replied = matches!(
+                    message,
+                    tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
+                );
+                self.core().feed(conn, message, self.notify());
+                return replied;
+            }
+            Some(Err(e)) => Some(e.to_string()),
+            None => None,
+        };
+        *link = Link::Idle;
+        self.core()
+            .event(Event::Disconnected(conn, error.as_deref()), self.notify());
+        false
+    }
+
+    /// Executes every action the core has. Messages are written into tungstenite's
+    /// buffer one after the other and flushed once at the end.
+    async fn run_actions(&self, link: &mut Link<C>) {
+        let mut unflushed = None;
+        while let Some(action) = self.core().next_action(self.notify()) {
+            match self.prepared.step(action) {
+                Step::Connect {
+                    conn,
+                    attempt: number,
+                    timeout,
+                } => {
+                    let prepared = Arc::clone(&self.prepared);
+                    let connector = Arc::clone(&self.connector);
+                    *link = Link::Connecting {
+                        conn,
+                        attempt: attempt(connector, prepared, number, timeout),
+                    };
+                }
+                Step::Abort { conn } => {
+                    if link.conn() == Some(conn) {
+                        *link = Link::Idle;
+                        self.core()
+                            .event(Event::Disconnected(conn, None), self.notify());
+                    }
+                }
+                Step::Write { conn, message } => {
+                    let Link::Open { conn: open, ws } = link else {
+                        continue;
+                    };
+                    if *open != conn {
+                        continue;
+                    }
+                    match self.bounded(ws.feed(message), conn).await {
+                        Ok(()) => unflushed = Some(conn),
+                        Err(error) => self.write_failed(link, conn, error),
+                    }
+                }
+                Step::Nothing => {}
+            }
+        }
+        let Some(conn) = unflushed else { return };
+        let Link::Open { conn: open, ws } = link else {
+            return;
+        };
+        if *open == conn {
+            if let Err(error) = self.bounded(ws.flush(), conn).await {
+                self.write_failed(link, conn, error);
+            }
+        }
+    }
+
+    fn write_failed(&self, link: &mut Link<C>, conn: ConnId, error: Option<String>) {
+        *link = Link::Idle;
+        if let Some(error) = error {
+            self.core()
+                .event(Event::Disconnected(conn, Some(&error)), self.notify());
+        }
+    }
+
+    /// Runs one write or flush within the write timeout. A write stuck on a peer that
+    /// does not read still lets the core's deadlines run; if the core gives up on the
+    /// connection meanwhile the write is abandoned (`Err(None)`). `Err(Some(e))` is an
+    /// IO error or the write timeout.
+    async fn bounded<F>(&self, io: F, conn: ConnId) -> Result<(), Option<String>>
+    where
+        F: Future<Output = Result<(), tungstenite::Error>>,
+    {
+        futures_lite::pin!(io);
+        // Usually the socket takes the bytes at once: no timer needed.
+        let mut outcome = future::poll_once(io.as_mut()).await;
+        let give_up = Instant::now() + self.prepared.write_timeout;
+        loop {
+            match outcome {
+                Some(Ok(())) => return Ok(()),
+                // The close handshake finished while writing: the read side reports it.
+                Some(Err(
+                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                )) => return Ok(()),
+                Some(Err(e)) => return Err(Some(e.to_string())),
+                None => {}
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                return Err(Some("write timed out: the peer is not reading".to_owned()));
+            }
+            let wake = {
+                let mut core = self.core().lock();
+                core.handle_timeout(now);
+                if core.current_conn() != Some(conn) {
+                    return Err(None);
+                }
+                core.poll_timeout().map_or(give_up, |d| d.min(give_up))
+            };
+            outcome = future::or(async { Some(io.as_mut().await) }, async {
+                Timer::at(wake).await;
+                None
+            })
+            .await;
+        }
+    }
+}
+
+/// Most messages taken from the socket in one turn of the driver's loop without
+/// waiting; bounds how long actions (and the handles' sends) wait behind a flood.
+const READ_BATCH: usize = 64;

@@ -1,0 +1,25 @@
+//! The blocking client against a real server on 127.0.0.1 (scenarios in `common`, shared
+//! with the async client's tests): reconnect after the server dies, half-open
+//! detection, delivery of what was sent while down, close, giving up on 401, fresh
+//! headers per attempt, Pongs while the application does not read, `wss://` with a
+//! self-signed certificate.
+
+#[macro_use]
+mod common;
+
+use common::client_scenarios::{Setup, Started};
+use heartline_blocking::ClientBuilder;
+
+fn start(url: &str, setup: Setup) -> Started {
+    let mut builder = ClientBuilder::new(url).config(setup.config).seed(7);
+    if let Some(f) = setup.on_connect {
+        builder = builder.on_connect(f);
+    }
+    if let Some(der) = setup.tls_root {
+        builder = builder.tls_root_certificate(der);
+    }
+    let (handle, events) = builder.connect().expect("client starts");
+    (handle, Box::new(events))
+}
+
+client_scenario_tests!(start);
