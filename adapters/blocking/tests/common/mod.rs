@@ -1,0 +1,4 @@
+//! Shared helpers for this crate's integration tests.
+#![allow(dead_code)]
+
+pub mod server;
