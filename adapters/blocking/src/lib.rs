@@ -2,4 +2,6 @@
 //! [`heartline_core`] state machines.
 #![forbid(unsafe_code)]
 
+pub mod hub;
+pub mod server;
 pub mod wire;
