@@ -45,7 +45,7 @@ use async_tungstenite::WebSocketStream;
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_lite::StreamExt;
-use heartline_blocking::hub::{self, Command, Hub, Out, Target, Verdict};
+use heartline_blocking::hub::{self, Command, Hub, Out, Target, Verdict, Wait};
 pub use heartline_blocking::hub::{ClientInfo, ServerError, ServerEvent};
 use heartline_blocking::wire::{self, Buffers, Head, HttpResponse};
 use heartline_core::{ConnId, Message, OpenError};
@@ -262,44 +262,28 @@ struct Driver {
 impl Driver {
     async fn run(mut self) {
         let mut timer = Timer::never();
+        let (events, inbox) = (&self.events, &self.inbox);
+        // Unbounded channels never fill; an application that dropped its server reads
+        // no events, so sends may fail.
         loop {
-            let events = &self.events;
-            self.hub.dispatch(|event| {
-                // Unbounded: never full. An application that dropped its server reads
-                // no events.
-                let _ = events.try_send(event);
-            });
-            if self.hub.is_done() {
-                break;
-            }
-            let command = match self.hub.deadline() {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        self.hub.timeout(now);
-                        continue;
-                    }
+            let command = match self.hub.poll(|e| drop(events.try_send(e))) {
+                Wait::Stop => break,
+                Wait::Until(deadline) => {
                     timer.set_at(deadline);
-                    let inbox = &self.inbox;
                     future::or(async { Some(inbox.recv().await) }, async {
                         (&mut timer).await;
                         None
                     })
                     .await
                 }
-                None => Some(self.inbox.recv().await),
+                Wait::Forever => Some(inbox.recv().await),
             };
-            let now = Instant::now();
             match command {
-                Some(Ok(command)) => {
-                    let events = &self.events;
-                    self.hub.handle(now, command, |event| {
-                        let _ = events.try_send(event);
-                    });
-                }
                 // Every handle is gone: nobody can ask for anything any more.
                 Some(Err(_)) => break,
-                None => self.hub.timeout(now),
+                command => self
+                    .hub
+                    .step(command.and_then(Result::ok), |e| drop(events.try_send(e))),
             }
         }
         self.inbox.close();

@@ -129,6 +129,17 @@ pub enum Verdict {
     Reject(HttpResponse),
 }
 
+/// How the hub's owner waits, from [`Hub::poll`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// For the next command, or until this deadline, whichever comes first.
+    Until(Instant),
+    /// For the next command: no deadline is set.
+    Forever,
+    /// Not at all: shutdown finished, stop.
+    Stop,
+}
+
 /// What connections and handles tell the hub.
 pub enum Command<C: Channels> {
     /// A request head arrived: is it accepted?
@@ -193,6 +204,35 @@ impl<C: Channels> Hub<C> {
     /// Whether a shutdown finished and every connection has ended: the owner may stop.
     pub fn is_done(&self) -> bool {
         self.core.is_shut_down() && self.conns.is_empty()
+    }
+
+    /// Dispatches what is pending (handling deadlines already passed) and says how
+    /// the owner waits next.
+    pub fn poll(&mut self, mut events: impl FnMut(ServerEvent)) -> Wait {
+        loop {
+            self.dispatch(&mut events);
+            if self.is_done() {
+                return Wait::Stop;
+            }
+            let Some(deadline) = self.deadline() else {
+                return Wait::Forever;
+            };
+            let now = Instant::now();
+            if now < deadline {
+                return Wait::Until(deadline);
+            }
+            self.timeout(now);
+        }
+    }
+
+    /// Feeds what the wait brought, with a fresh clock reading: a command, or `None`
+    /// when the deadline came first.
+    pub fn step(&mut self, command: Option<Command<C>>, events: impl FnOnce(ServerEvent)) {
+        let now = Instant::now();
+        match command {
+            Some(command) => self.handle(now, command, events),
+            None => self.timeout(now),
+        }
     }
 
     /// Handles one command; a delivered message goes to `events`.

@@ -32,7 +32,7 @@ use tungstenite::protocol::Role;
 use tungstenite::{Message as WsMessage, WebSocket};
 
 pub use crate::hub::{ClientInfo, ServerError, ServerEvent};
-use crate::hub::{Command, Hub, Out, StdChannels, Target, Verdict};
+use crate::hub::{Command, Hub, Out, StdChannels, Target, Verdict, Wait};
 use crate::wire::{self, Buffers, Head, HttpResponse};
 
 /// Answers plain HTTP requests (those without `Upgrade: websocket`); `None` lets the
@@ -219,43 +219,25 @@ struct Driver {
 
 impl Driver {
     fn run(mut self) {
+        let events = &self.events;
+        // An application that dropped its server reads no events: sends may fail.
         loop {
-            let events = &self.events;
-            self.hub.dispatch(|event| {
-                // An application that dropped its server reads no events.
-                let _ = events.send(event);
-            });
-            if self.hub.is_done() {
-                break;
-            }
-            let command = match self.hub.deadline() {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        self.hub.timeout(now);
-                        continue;
-                    }
-                    match self.inbox.recv_timeout(deadline - now) {
+            let command = match self.hub.poll(|e| drop(events.send(e))) {
+                Wait::Stop => break,
+                Wait::Until(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match self.inbox.recv_timeout(left) {
                         Ok(command) => Some(command),
                         Err(RecvTimeoutError::Timeout) => None,
                         Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
-                None => match self.inbox.recv() {
+                Wait::Forever => match self.inbox.recv() {
                     Ok(command) => Some(command),
                     Err(_) => break,
                 },
             };
-            let now = Instant::now();
-            match command {
-                Some(command) => {
-                    let events = &self.events;
-                    self.hub.handle(now, command, |event| {
-                        let _ = events.send(event);
-                    });
-                }
-                None => self.hub.timeout(now),
-            }
+            self.hub.step(command, |e| drop(events.send(e)));
         }
         // Wake the accept thread so it sees `stopping` and exits; until now it kept
         // accepting, so a late client got a 503 rather than a reset.
