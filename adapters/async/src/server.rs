@@ -466,11 +466,14 @@ fn ended(error: tungstenite::Error) -> Option<String> {
     }
 }
 
-/// Accepts connections with `accept` and runs each with `spawn`, until the driver
-/// has ended.
-#[cfg(any(feature = "smol", feature = "async-std"))]
-async fn accept_loop<S, A, F>(handle: ServerHandle, mut accept: A, spawn: impl Fn(ServerHandle, S))
-where
+/// Accepts connections with `accept` and hands each to `spawn` (which should spawn
+/// [`ServerHandle::serve`]), until the server has stopped. For runtimes without a
+/// feature here: pass your listener's accept and your spawn function.
+pub async fn accept_loop<S, A, F>(
+    handle: ServerHandle,
+    mut accept: A,
+    spawn: impl Fn(ServerHandle, S),
+) where
     A: FnMut() -> F,
     F: std::future::Future<Output = io::Result<S>>,
 {

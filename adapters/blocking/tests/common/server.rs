@@ -113,6 +113,11 @@ pub fn core_config(ping_ms: u64, idle_ms: u64) -> heartline_core::ServerConfig {
     }
 }
 
+/// A server configuration for tests that must not see pings or evictions.
+pub fn quiet() -> heartline_core::ServerConfig {
+    core_config(5_000, 30_000)
+}
+
 /// Waits for an event that `wanted` accepts, taking events with `next` (which waits
 /// at most the given time); earlier events are skipped. Panics after [`PATIENCE`].
 pub fn wait_for<E: std::fmt::Debug>(
