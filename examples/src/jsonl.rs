@@ -17,6 +17,8 @@ pub enum Value<'a> {
     Num(u64),
     /// A JSON boolean.
     Bool(bool),
+    /// JSON `null`.
+    Null,
 }
 
 impl<'a> From<&'a str> for Value<'a> {
@@ -28,6 +30,12 @@ impl<'a> From<&'a str> for Value<'a> {
 impl<'a> From<&'a String> for Value<'a> {
     fn from(s: &'a String) -> Self {
         Value::Str(s)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Value<'a> {
+    fn from(s: Option<&'a str>) -> Self {
+        s.map_or(Value::Null, Value::Str)
     }
 }
 
@@ -96,9 +104,17 @@ pub fn line(event: &str, t_ms: u64, fields: &[(&str, Value<'_>)]) -> String {
                 let _ = write!(out, "{n}");
             }
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Null => out.push_str("null"),
         }
     }
     out.push_str("}\n");
+    out
+}
+
+/// `s` as a JSON string literal (also a valid JavaScript string literal).
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_str(&mut out, s);
     out
 }
 

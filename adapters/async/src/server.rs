@@ -535,7 +535,9 @@ pub mod async_std {
     /// Binds `addr`, spawns the driver and an accept loop on async-std's executor, and
     /// returns the server with the address it listens on. The listener closes once a
     /// shutdown has finished.
-    #[deprecated(note = "async-std is discontinued upstream; prefer the smol feature")]
+    ///
+    /// Deprecated in spirit: async-std is discontinued upstream. It keeps working here
+    /// for existing users; new code should use [`smol::listen`](super::smol::listen).
     pub async fn listen(
         addr: impl ::async_std::net::ToSocketAddrs,
         config: ServerConfig,

@@ -9,7 +9,8 @@ use std::borrow::Cow;
 
 use heartline_core::{Frame, Message as CoreMessage};
 use tungstenite::handshake::machine::TryParse;
-use tungstenite::handshake::server::{create_response, write_response, Request};
+pub use tungstenite::handshake::server::Request;
+use tungstenite::handshake::server::{create_response, write_response};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::Message;
 
