@@ -129,3 +129,28 @@ fn nonsense_is_refused_naming_the_field() {
     .unwrap_err();
     assert_eq!(err.field, "ping_interval");
 }
+
+#[test]
+fn ping_slack_is_capped_in_proportion_to_the_timeouts() {
+    let ms = Duration::from_millis;
+    let c = |ping, idle, slack| ServerConfig {
+        ping_interval: ms(ping),
+        idle_timeout: ms(idle),
+        ping_slack: ms(slack),
+        ..ServerConfig::default()
+    };
+    assert_eq!(ServerConfig::default().effective_ping_slack(), ms(100));
+    assert_eq!(c(50, 150, 100).effective_ping_slack(), ms(5));
+    assert_eq!(c(1000, 1010, 100).effective_ping_slack(), ms(5));
+    assert_eq!(c(1000, 3000, 0).effective_ping_slack(), ms(0));
+    // Short timeouts with the default slack are valid.
+    Server::new(c(50, 60, 100), Instant::now()).unwrap();
+}
+
+#[test]
+fn a_server_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Server>();
+    send_sync::<Server<std::sync::Arc<Message>>>();
+    send_sync::<ServerConfig>();
+}

@@ -225,4 +225,63 @@ mod tests {
             assert!(!is(text, "ModeCode", "heart_beat"), "{text}");
         }
     }
+
+    /// JSON text for `s`, escaping what must be and, by `style`, some of what may be.
+    fn encode(s: &str, style: u8) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 || style % 3 == 1 && !c.is_ascii_alphanumeric() => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+                '/' if style % 3 == 2 => out.push_str("\\/"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in ".*") {
+            let _ = is(&text, "ModeCode", "heart_beat");
+        }
+
+        #[test]
+        fn finds_the_last_top_level_member(
+            members in proptest::collection::vec(("[a-cM\"\\\\é😀/]{0,3}", "[a-c\"\\\\\n é😀/]{0,3}", 0u8..6), 0..6),
+            key in "[a-cM]{0,2}",
+            value in "[a-c]{0,2}",
+        ) {
+            let mut text = String::from(" {");
+            let mut expected = false;
+            for (i, (k, v, style)) in members.iter().enumerate() {
+                if i > 0 {
+                    text.push_str(if style % 2 == 0 { "," } else { " ,\n" });
+                }
+                text.push_str(&encode(k, *style));
+                text.push(':');
+                if style % 4 == 3 {
+                    // A nested value holding the same key does not count.
+                    text.push_str(&format!("{{{}:{}}}", encode(&key, 0), encode(&value, 0)));
+                    if *k == key {
+                        expected = false;
+                    }
+                } else {
+                    text.push_str(&encode(v, *style));
+                    if *k == key {
+                        expected = *v == value;
+                    }
+                }
+            }
+            text.push_str("} ");
+            proptest::prop_assert_eq!(is(&text, &key, &value), expected, "{}", text);
+        }
+    }
 }

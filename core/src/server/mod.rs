@@ -1,28 +1,6 @@
 //! The server supervisor: liveness (pings and eviction), a registry of clients by name,
 //! application heartbeats, outbound backlog bounds, upgrade validation and graceful
 //! shutdown, for every connection of a server in one sans-IO state machine.
-//!
-//! ## The driver's part
-//!
-//! 1. For each upgrade request, [`Server::accept`]; on `Err` answer the [`Rejection`]'s
-//!    status and body, on `Ok` finish the handshake (within
-//!    [`ServerConfig::handshake_timeout`]) and call [`Server::open`] with the name.
-//! 2. Feed frames ([`Server::handle_frame`]), written bytes ([`Server::handle_written`])
-//!    and ends of connections ([`Server::handle_disconnected`]).
-//! 3. Drain [`Server::poll_action`] and execute each action on the connection it names
-//!    (ignore actions for connections you no longer have), then wait for IO or
-//!    [`Server::poll_timeout`] and call [`Server::handle_timeout`].
-//!
-//! ## Payloads
-//!
-//! The server is generic over the outbound payload type `P`, with its length in bytes
-//! given by a function at construction ([`Server::with_payload_len`]). A driver can then
-//! use its WebSocket library's own message type (tungstenite's `Message` shares its bytes
-//! on clone), so [`Server::broadcast`] clones a handle per client instead of copying the
-//! payload, and the driver converts nothing. A function rather than a trait, because
-//! the orphan rule forbids a driver crate to implement a core trait for a library's
-//! type. [`Server::new`] uses the core's own [`Message`], which is copied per client on
-//! broadcast; use `Arc<Message>` or the library's type when that matters.
 
 mod config;
 mod json;
@@ -245,9 +223,90 @@ enum Shutdown {
     Done,
 }
 
-/// The server supervisor. See the module docs for the loop that drives it.
+/// The server supervisor: liveness (pings and eviction), a registry of clients by
+/// name, application heartbeats, outbound backlog bounds, upgrade validation and
+/// graceful shutdown, for every connection of a server.
+///
+/// ## The driver's part
+///
+/// 1. For each upgrade request, [`Server::accept`]; on `Err` answer the [`Rejection`]'s
+///    status and body, on `Ok` finish the handshake (within
+///    [`ServerConfig::handshake_timeout`]) and call [`Server::open`] with the name.
+/// 2. Feed frames ([`Server::handle_frame`]), written bytes ([`Server::handle_written`])
+///    and ends of connections ([`Server::handle_disconnected`]).
+/// 3. Drain [`Server::poll_action`] and execute each action on the connection it names
+///    (ignore actions for connections you no longer have), then wait for IO or
+///    [`Server::poll_timeout`] and call [`Server::handle_timeout`].
+///
+/// ## Liveness
+///
+/// Any inbound frame is a sign of life. A client quiet for
+/// [`ServerConfig::ping_interval`] gets one protocol Ping; a client silent for
+/// [`ServerConfig::idle_timeout`] since its last sign of life is evicted at exactly that
+/// moment: [`ServerAction::Close`] with [`close_code::IDLE_TIMEOUT`] immediately followed
+/// by [`ServerAction::Abort`], and it is forgotten at once. A client that silent is
+/// almost always dead or unreachable, so waiting for its close handshake would only hold
+/// the socket for another `close_timeout`; but the Close costs nothing to write, and a
+/// client that was merely frozen (a suspended laptop, a stalled tab) then learns why it
+/// was dropped instead of seeing a bare reset. Backlog eviction works the same way.
+///
+/// All deadlines of all connections come from one timer source: three intrusive lists
+/// (quiet, pinged, closing), each in deadline order because every connection shares the
+/// same timeouts. [`Server::poll_timeout`] is the smallest of three heads, an inbound
+/// frame relinks its connection at the tail of the quiet list (no heap operation, no
+/// allocation), and [`Server::handle_timeout`] touches only connections that are due.
+///
+/// ## Payloads
+///
+/// The server is generic over the outbound payload type `P`, with its length in bytes
+/// given by a function at construction ([`Server::with_payload_len`]). A driver can then
+/// use its WebSocket library's own message type (tungstenite's `Message` shares its bytes
+/// on clone), so [`Server::broadcast`] clones a handle per client instead of copying the
+/// payload, and the driver converts nothing. A function rather than a trait, because
+/// the orphan rule forbids a driver crate to implement a core trait for a library's
+/// type. [`Server::new`] uses the core's own [`Message`], which is copied per client on
+/// broadcast; use `Arc<Message>` or the library's type when that matters.
+///
+/// ## Example
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use heartline_core::{
+///     close_code, Disposition, Frame, Server, ServerAction, ServerConfig, UpgradeRequest,
+/// };
+///
+/// let start = Instant::now();
+/// let mut server = Server::new(ServerConfig::default(), start).unwrap();
+/// // An upgrade request arrives: judge it before answering 101.
+/// let headers: &[(&str, &[u8])] = &[("Host", b"example.com")];
+/// let req = UpgradeRequest::new("/ws/?name=alice", headers);
+/// let accepted = server.accept(start, &req).unwrap();
+/// // The handshake finished: the connection is tracked and registered.
+/// let alice = server.open(start, accepted.name).unwrap();
+/// assert_eq!(server.lookup("alice"), Some(alice));
+/// // A browser's heartbeat is answered and not delivered.
+/// let seen = start + Duration::from_secs(1);
+/// assert_eq!(server.handle_frame(seen, alice, Frame::Text("ping")), Disposition::Consumed);
+/// assert!(matches!(server.poll_action(), Some(ServerAction::Reply { .. })));
+/// // Then silence: a Ping after 30 s of quiet (give or take the batching slack)...
+/// let t = server.poll_timeout().unwrap();
+/// server.handle_timeout(t);
+/// assert!(matches!(server.poll_action(), Some(ServerAction::SendPing { .. })));
+/// // ...and eviction exactly 75 s after the last sign of life.
+/// let t = server.poll_timeout().unwrap();
+/// assert_eq!(t, seen + Duration::from_secs(75));
+/// server.handle_timeout(t);
+/// assert!(matches!(
+///     server.poll_action(),
+///     Some(ServerAction::Close { code: close_code::IDLE_TIMEOUT, .. })
+/// ));
+/// assert_eq!(server.poll_action(), Some(ServerAction::Abort { conn: alice }));
+/// assert_eq!(server.lookup("alice"), None);
+/// ```
 pub struct Server<P = Message> {
     config: ServerConfig,
+    /// [`ServerConfig::effective_ping_slack`].
+    ping_slack: Duration,
     len: fn(&P) -> usize,
     now: Instant,
     table: Table,
@@ -290,6 +349,7 @@ impl<P> Server<P> {
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Server {
+            ping_slack: config.effective_ping_slack(),
             config,
             len,
             now,
@@ -613,11 +673,13 @@ impl<P> Server<P> {
     }
 
     /// The one deadline at which [`Server::handle_timeout`] must be called next: the
-    /// earliest over all connections, found in constant time.
+    /// earliest over all connections (pings delayed by at most
+    /// [`ServerConfig::effective_ping_slack`] to share a wake-up), found in constant
+    /// time.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [Stage::Closing, Stage::Pinged, Stage::Quiet]
             .into_iter()
-            .filter_map(|stage| self.deadline(stage))
+            .filter_map(|stage| self.wake_at(stage))
             .min()
     }
 
@@ -701,6 +763,15 @@ impl<P> Server<P> {
             Stage::Closing => self.config.close_timeout,
         };
         at(self.table.slot(idx).key, after)
+    }
+
+    /// When to wake for `stage`: its deadline, plus the ping slack for pings.
+    fn wake_at(&self, stage: Stage) -> Option<Instant> {
+        let t = self.deadline(stage)?;
+        match stage {
+            Stage::Quiet => at(t, self.ping_slack),
+            _ => Some(t),
+        }
     }
 
     fn due(&self, stage: Stage, now: Instant) -> Option<u32> {
@@ -861,9 +932,9 @@ impl<P> Server<P> {
 
 impl<P: Clone> Server<P> {
     /// Sends `message` to every open connection (named or not); returns how many got
-    /// it. Each client gets a clone of `message`: cheap for shared payloads (see the
-    /// module docs). Clients the message would take past their backlog bound are
-    /// evicted instead.
+    /// it. Each client gets a clone of `message`: cheap for shared payloads (see
+    /// "Payloads" on [`Server`]). Clients the message would take past their backlog
+    /// bound are evicted instead; a message larger than the bound itself goes to nobody.
     pub fn broadcast(&mut self, now: Instant, message: P) -> usize {
         self.broadcast_except(now, message, None)
     }

@@ -20,6 +20,10 @@
 //! and appends it to `Quiet` (a handful of index writes, no heap operation, no
 //! allocation). A sweep only ever touches connections that are due.
 //!
+//! Pings may wait up to `ping_slack` past their deadline (the server's wake-up time for
+//! `Quiet` is its head's deadline plus the slack), so that every client due within that
+//! window is pinged in one wake-up; eviction deadlines are never delayed.
+//!
 //! This is a timing queue with one slot per stage, the degenerate case of a timing
 //! wheel that constant timeouts allow. A binary heap would cost O(log n) per re-arm
 //! and either a heap operation per frame or spurious early wake-ups.

@@ -421,4 +421,29 @@ mod tests {
             Ok(Cow::Borrowed("plain"))
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_never_panics(text in ".*") {
+            let _ = percent_decode(&text);
+            let req = UpgradeRequest::new(&text, &[]);
+            let _ = UpgradeRules::default().check(&req);
+        }
+
+        #[test]
+        fn decoding_undoes_encoding(value in ".*", key in "[a-z]{1,5}") {
+            let mut encoded = String::new();
+            for b in value.bytes() {
+                match b {
+                    b' ' => encoded.push('+'),
+                    b if b.is_ascii_alphanumeric() => encoded.push(b as char),
+                    b => encoded.push_str(&format!("%{b:02X}")),
+                }
+            }
+            let target = format!("/ws/?{key}={encoded}&z=1");
+            let req = UpgradeRequest::new(&target, &[]);
+            let decoded = req.param(&key).unwrap();
+            proptest::prop_assert_eq!(decoded.as_deref(), Some(value.as_str()));
+        }
+    }
 }

@@ -13,12 +13,13 @@ pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// A configuration with short, round numbers: ping after 1 s quiet, evict after 3 s,
-/// close handshakes 500 ms.
+/// A configuration with short, round numbers: ping after 1 s quiet (no slack, so every
+/// ping is exactly on its deadline), evict after 3 s, close handshakes 500 ms.
 pub fn config() -> ServerConfig {
     ServerConfig {
         ping_interval: ms(1000),
         idle_timeout: ms(3000),
+        ping_slack: ms(0),
         close_timeout: ms(500),
         ..ServerConfig::default()
     }
