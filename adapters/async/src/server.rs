@@ -231,14 +231,27 @@ struct AsyncChannels;
 struct Tx<T>(Sender<T>);
 
 impl hub::Channels for AsyncChannels {
-    type Outbox = Tx<Out>;
+    type Outbox = Outbox;
     type Reply<T> = Tx<T>;
 }
 
-impl hub::Outbox for Tx<Out> {
+/// A connection's outbox, and a signal that cuts short a write stuck on a peer that
+/// does not read: an eviction or abort must not wait behind it.
+#[derive(Debug)]
+struct Outbox {
+    queue: Sender<Out>,
+    /// Closed (never sent on) when the connection must drop at once.
+    kill: Sender<()>,
+}
+
+impl hub::Outbox for Outbox {
     fn push(&self, out: Out) {
+        let drop_now = matches!(out, Out::Evict(..) | Out::Abort);
         // Unbounded: never full. A connection that ended has closed it.
-        let _ = self.0.try_send(out);
+        let _ = self.queue.try_send(out);
+        if drop_now {
+            self.kill.close();
+        }
     }
 }
 
@@ -304,10 +317,11 @@ where
     let Some((name, tail)) = upgraded else {
         return;
     };
-    let (outbox, actions) = async_channel::unbounded();
+    let (queue, actions) = async_channel::unbounded();
+    let (kill, killed) = async_channel::bounded(1);
     let (reply, opened) = async_channel::bounded(1);
     if to_driver
-        .send(Command::Open(name, Tx(outbox), Tx(reply)))
+        .send(Command::Open(name, Outbox { queue, kill }, Tx(reply)))
         .await
         .is_err()
     {
@@ -323,7 +337,15 @@ where
         .websocket_config(config.core.max_message_size);
     let ws =
         WebSocketStream::from_partially_read(stream, tail, Role::Server, Some(ws_config)).await;
-    let error = run_open(ws, conn, to_driver, &actions).await;
+    let error = future::or(run_open(ws, conn, to_driver, &actions), async {
+        // An eviction or abort while a write waits on a peer that does not read: drop
+        // the socket now. The loop handles them itself when it is not stuck.
+        let _ = killed.recv().await;
+        // Let the loop take the Evict or Abort itself if it can (best-effort Close).
+        future::yield_now().await;
+        None
+    })
+    .await;
     let _ = to_driver.send(Command::Ended(conn, error)).await;
 }
 
