@@ -247,6 +247,10 @@ impl Driver {
                 },
             };
             self.hub.step(command, |e| drop(events.send(e)));
+            // Take what else is queued before dispatching: one pass for a burst.
+            while let Ok(command) = self.inbox.try_recv() {
+                self.hub.step(Some(command), |e| drop(events.send(e)));
+            }
         }
         // Wake the accept thread so it sees `stopping` and exits; until now it kept
         // accepting, so a late client got a 503 rather than a reset.
