@@ -5,10 +5,14 @@
 //!
 //! One **driver task** owns the core's server machine and its single deadline: one
 //! `async-io` timer drives the pings and evictions of every connection, however many
-//! there are. Each connection is a task that owns its socket; it forwards every frame
-//! to the driver over a channel and executes what the driver sends back (pings,
-//! messages, close, abort). The only other timer is the handshake timeout, which lives
-//! only while a request head is being read.
+//! there are. Each connection is a task that owns its socket: a reading loop forwards
+//! every frame to the driver over a channel, and a writing loop executes what the
+//! driver puts in the connection's mailbox (pings, messages, close, eviction). The only
+//! other timer is the handshake timeout, which lives only while a request head is
+//! being read.
+//!
+//! Memory: about 5 KB per idle connection with the default [`Buffers`] (measured with
+//! the `server` example on smol and 4,000 idle connections).
 //!
 //! The server works on any `futures-io` stream. Without a runtime feature you run the
 //! pieces yourself:
@@ -79,6 +83,9 @@ impl fmt::Debug for ServerConfig {
 
 /// A server: the event stream and a handle. The driver future returned next to it by
 /// [`Server::new`] must run (be spawned) for anything to happen.
+///
+/// Events wait in an unbounded queue until read: read them ([`Server::next_event`])
+/// for as long as the server runs, or memory grows with every event.
 #[derive(Debug)]
 pub struct Server {
     handle: ServerHandle,

@@ -92,6 +92,10 @@ impl fmt::Debug for ServerConfig {
 }
 
 /// A running server. Dropping it does not stop it: call [`ServerHandle::shutdown`].
+///
+/// Events wait in an unbounded queue until read: read them ([`Server::recv`],
+/// [`Server::events`]) for as long as the server runs, or memory grows with every
+/// event.
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
