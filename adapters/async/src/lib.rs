@@ -42,3 +42,4 @@ pub use heartline_core::{
 #[cfg(feature = "rustls")]
 pub use rustls;
 pub use tls::MaybeTls;
+pub mod server;

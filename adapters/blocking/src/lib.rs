@@ -47,3 +47,6 @@ pub use rustls;
 pub use tls::MaybeTls;
 pub use tungstenite::protocol::WebSocketConfig;
 pub use tungstenite::{Bytes, Utf8Bytes};
+pub mod hub;
+pub mod server;
+pub mod wire;

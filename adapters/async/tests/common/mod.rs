@@ -1,5 +1,5 @@
 //! Shared helpers for this crate's integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 // The peer and the scenarios of heartline-blocking's client tests: every client
 // flavour is tested against the same server with the same scenarios.
@@ -10,3 +10,12 @@ pub mod client_peer;
 pub mod client_scenarios;
 
 pub mod async_client;
+
+// The raw clients and the scenarios of heartline-blocking's server tests: every
+// server runtime is tested with the same clients and the same scenarios.
+#[path = "../../../blocking/tests/common/server.rs"]
+pub mod server;
+#[path = "../../../blocking/tests/common/server_scenarios.rs"]
+pub mod server_scenarios;
+
+pub mod async_server;

@@ -1,6 +1,9 @@
 //! Shared helpers for this crate's integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 pub mod client_peer;
 #[macro_use]
 pub mod client_scenarios;
+
+pub mod server;
+pub mod server_scenarios;
