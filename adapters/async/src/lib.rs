@@ -1,3 +1,40 @@
 //! heartline for async code: async-tungstenite over any futures-io stream, with the
 //! async-io timer, driven by the [`heartline_core`] state machines.
+//!
+//! # Client
+//!
+//! [`ClientBuilder`] gives a [`ClientHandle`] (cloneable, `Send + Sync`: send, close,
+//! reconnect, state), a [`ClientEvents`] stream (the core's [`Notice`]s and inbound
+//! messages) and a [`Driver`] future that does the IO. Spawn the driver on any executor
+//! whose reactor is async-io, or use a helper that does it:
+//!
+//! - [`smol::connect`] (feature `smol`, on by default);
+//! - [`async_std::connect`] (feature `async-std`; async-std is discontinued upstream,
+//!   so this support is deprecated and kept for existing programs).
+//!
+//! Both only add a TCP connector and a spawn; the driver is the same generic loop over
+//! any `AsyncRead + AsyncWrite` stream (see [`Connector`]).
+//!
+//! Feature `rustls` adds `wss://` with rustls (ring), the web PKI roots, and
+//! [`ClientBuilder::tls_root_certificate`] for self-signed servers.
 #![forbid(unsafe_code)]
+
+mod client;
+mod tls;
+
+#[cfg(feature = "async-std")]
+pub mod async_std;
+#[cfg(feature = "smol")]
+pub mod smol;
+
+pub use client::{
+    BoxError, BuildError, ClientBuilder, ClientEvent, ClientEvents, ClientHandle, ConnectTarget,
+    Connector, Driver, TcpConnector, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE,
+    DEFAULT_WRITE_BUFFER_SIZE,
+};
+pub use heartline_core::{
+    ClientConfig, HeartbeatConfig, HeartbeatKind, Message, Notice, ReadyState, ReconnectConfig,
+};
+#[cfg(feature = "rustls")]
+pub use rustls;
+pub use tls::MaybeTls;

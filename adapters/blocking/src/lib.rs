@@ -1,3 +1,43 @@
 //! heartline for blocking code: tungstenite over `std::net`, driven by the
 //! [`heartline_core`] state machines.
+//!
+//! # Client
+//!
+//! [`ClientBuilder::connect`] starts a client on a thread of its own and gives a
+//! [`ClientHandle`] (cloneable, `Send + Sync`: send, close, reconnect, state) and a
+//! [`ClientEvents`] iterator (the core's [`Notice`]s and inbound messages).
+//!
+//! ```no_run
+//! use heartline_blocking::{ClientBuilder, ClientEvent};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (client, events) = ClientBuilder::new("ws://127.0.0.1:9001").connect()?;
+//! client.send_text("hello")?;
+//! for event in events {
+//!     if let ClientEvent::Text(text) = event {
+//!         println!("{text}");
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The connection uses a connect timeout, a write timeout, and read timeouts set to the
+//! core's next deadline. Feature `rustls` adds `wss://` with rustls (ring), the web PKI
+//! roots, and [`ClientBuilder::tls_root_certificate`] for self-signed servers.
 #![forbid(unsafe_code)]
+
+mod client;
+mod tls;
+
+pub use client::{
+    BoxError, BuildError, ClientBuilder, ClientEvent, ClientEvents, ClientHandle, ConnectTarget,
+    Driver, DEFAULT_COMMAND_LATENCY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE,
+    DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_WRITE_TIMEOUT,
+};
+pub use heartline_core::{
+    ClientConfig, HeartbeatConfig, HeartbeatKind, Message, Notice, ReadyState, ReconnectConfig,
+};
+#[cfg(feature = "rustls")]
+pub use rustls;
+pub use tls::MaybeTls;
