@@ -247,3 +247,48 @@ impl AsyncWrite for Freezable {
         Pin::new(&mut self.inner).poll_close(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn connect(addr: SocketAddr) -> async_tungstenite::WebSocketStream<TcpStream> {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let (ws, _) = async_tungstenite::client_async(format!("ws://{addr}/"), tcp)
+            .await
+            .expect("handshake");
+        ws
+    }
+
+    #[test]
+    fn echoes_dies_and_comes_back_on_the_same_port() {
+        smol::block_on(async {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let server = EchoServer::start_observed(([127, 0, 0, 1], 0).into(), move |e| {
+                let _ = tx.send(e);
+            })
+            .expect("start");
+            let addr = server.addr();
+            let mut ws = connect(addr).await;
+            ws.send(Message::text("héllo")).await.expect("send");
+            let echoed = ws.next().await.expect("echo").expect("echo");
+            assert_eq!(echoed, Message::text("héllo"));
+            assert!(matches!(rx.recv(), Ok(ServerEvent::Accepted(_))));
+            assert_eq!(rx.recv().ok(), Some(ServerEvent::Echoed("héllo".into())));
+
+            server.kill();
+            // Killed: the connection ends without a Close frame.
+            match ws.next().await {
+                None | Some(Err(_)) => {}
+                Some(Ok(m)) => panic!("got {m:?} from a killed server"),
+            }
+
+            let server = EchoServer::start(addr).expect("restart on the same port");
+            let mut ws = connect(addr).await;
+            ws.send(Message::binary(vec![1, 2, 3])).await.expect("send");
+            let echoed = ws.next().await.expect("echo").expect("echo");
+            assert_eq!(echoed, Message::binary(vec![1, 2, 3]));
+            server.kill();
+        });
+    }
+}

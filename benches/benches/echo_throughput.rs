@@ -1,0 +1,201 @@
+//! Echo throughput: small messages through the heartline smol client against raw
+//! async-tungstenite, against the same echo server, in the same run.
+//!
+//! ```text
+//! cargo bench -p heartline-benches --bench echo_throughput
+//! ```
+//!
+//! Each connection keeps `WINDOW` messages of `SIZE` bytes in flight: it sends a new one
+//! for every echo it receives. Both clients run their connection tasks on smol's global
+//! executor with the same WebSocket buffer sizes (heartline's defaults); the echo server
+//! (`heartline_examples::echo`) runs on its own thread. For one connection and for 100
+//! connections the bench runs both clients in alternation, `ROUNDS` times, and prints
+//! the median messages per second of each and their ratio (heartline / raw).
+//!
+//! Environment: `ECHO_SECONDS` (measured time per run, default 2), `ECHO_ROUNDS`
+//! (default 3), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use async_tungstenite::tungstenite::Message;
+use futures_lite::StreamExt;
+use heartline_async::{ClientBuilder, ClientEvent};
+use heartline_examples::echo::EchoServer;
+
+#[derive(Clone, Copy)]
+struct Settings {
+    measure: Duration,
+    warmup: Duration,
+    rounds: usize,
+    window: usize,
+    size: usize,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What one connection did during the measured window.
+struct Counted {
+    echoes: u64,
+}
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(heartline_async::DEFAULT_READ_BUFFER_SIZE)
+        .write_buffer_size(heartline_async::DEFAULT_WRITE_BUFFER_SIZE)
+        .max_message_size(Some(heartline_async::DEFAULT_MAX_MESSAGE_SIZE))
+}
+
+/// Counts the echoes that arrive between `from` and `until`.
+fn count(now: Instant, from: Instant, until: Instant, c: &mut Counted) {
+    if now >= from && now < until {
+        c.echoes += 1;
+    }
+}
+
+/// One raw async-tungstenite connection.
+async fn raw_conn(addr: SocketAddr, s: Settings, from: Instant, until: Instant) -> Counted {
+    let tcp = smol::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    let (mut ws, _) = async_tungstenite::client_async_with_config(
+        format!("ws://{addr}/"),
+        tcp,
+        Some(ws_config()),
+    )
+    .await
+    .expect("handshake");
+    let payload = vec![7u8; s.size];
+    for _ in 0..s.window {
+        ws.send(Message::Binary(payload.clone().into()))
+            .await
+            .expect("send");
+    }
+    let mut c = Counted { echoes: 0 };
+    let mut in_flight = s.window;
+    while in_flight > 0 {
+        match ws.next().await {
+            Some(Ok(Message::Binary(_))) => {
+                in_flight -= 1;
+                let now = Instant::now();
+                count(now, from, until, &mut c);
+                if now < until {
+                    ws.send(Message::Binary(payload.clone().into()))
+                        .await
+                        .expect("send");
+                    in_flight += 1;
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("raw connection failed: {e}"),
+            None => panic!("raw connection ended"),
+        }
+    }
+    let _ = ws.close(None).await;
+    c
+}
+
+/// One heartline connection (smol adapter).
+async fn heartline_conn(addr: SocketAddr, s: Settings, from: Instant, until: Instant) -> Counted {
+    let (client, mut events) =
+        heartline_async::smol::connect(ClientBuilder::new(format!("ws://{addr}/")))
+            .expect("build client");
+    let payload = vec![7u8; s.size];
+    // Queued until open, then sent in order.
+    for _ in 0..s.window {
+        client.send_binary(payload.clone()).expect("send");
+    }
+    let mut c = Counted { echoes: 0 };
+    let mut in_flight = s.window;
+    while in_flight > 0 {
+        match events.next().await {
+            Some(ClientEvent::Binary(_)) => {
+                in_flight -= 1;
+                let now = Instant::now();
+                count(now, from, until, &mut c);
+                if now < until {
+                    client.send_binary(payload.clone()).expect("send");
+                    in_flight += 1;
+                }
+            }
+            Some(ClientEvent::Notice(heartline_core::Notice::Closed { reason, .. })) => {
+                panic!("heartline connection closed: {reason}")
+            }
+            Some(_) => {}
+            None => panic!("heartline client stopped"),
+        }
+    }
+    let _ = client.close(1000, "");
+    while events.next().await.is_some() {}
+    c
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Which {
+    Raw,
+    Heartline,
+}
+
+/// Runs `conns` connections of one kind; returns messages per second.
+fn run(which: Which, addr: SocketAddr, conns: usize, s: Settings) -> f64 {
+    smol::block_on(async {
+        let from = Instant::now() + s.warmup;
+        let until = from + s.measure;
+        let tasks: Vec<_> = (0..conns)
+            .map(|_| match which {
+                Which::Raw => smol::spawn(raw_conn(addr, s, from, until)),
+                Which::Heartline => smol::spawn(heartline_conn(addr, s, from, until)),
+            })
+            .collect();
+        let mut echoes = 0;
+        for t in tasks {
+            echoes += t.await.echoes;
+        }
+        echoes as f64 / s.measure.as_secs_f64()
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing useful either.
+    let s = Settings {
+        measure: Duration::from_secs_f64(env_or("ECHO_SECONDS", 2.0)),
+        warmup: Duration::from_millis(300),
+        rounds: env_or("ECHO_ROUNDS", 3usize).max(1),
+        window: env_or("ECHO_WINDOW", 16usize).max(1),
+        size: env_or("ECHO_SIZE", 32usize),
+    };
+    let server = EchoServer::start(([127, 0, 0, 1], 0).into()).expect("start echo server");
+    let addr = server.addr();
+    println!(
+        "echo throughput: {}-byte binary messages, {} in flight per connection, \
+         {:.1} s measured per run, median of {} rounds",
+        s.size,
+        s.window,
+        s.measure.as_secs_f64(),
+        s.rounds
+    );
+    for conns in [1usize, 100] {
+        let (mut raw, mut hl) = (Vec::new(), Vec::new());
+        for _ in 0..s.rounds {
+            raw.push(run(Which::Raw, addr, conns, s));
+            hl.push(run(Which::Heartline, addr, conns, s));
+        }
+        let (raw, hl) = (median(raw), median(hl));
+        println!(
+            "{conns:>3} connection(s): raw async-tungstenite {raw:>10.0} msg/s, \
+             heartline smol {hl:>10.0} msg/s, ratio {:.3}",
+            hl / raw
+        );
+    }
+    server.kill();
+}

@@ -1,0 +1,249 @@
+//! A command-line WebSocket client with heartbeat and reconnect, like a small websocat.
+//!
+//! ```text
+//! client ws://127.0.0.1:8080/ws --ping-interval-ms 5000 --reconnect exp:500:10000
+//! ```
+//!
+//! Each line of stdin is sent as a text message (queued while disconnected); every event
+//! is printed as one JSON object per line on stdout, with `"event"` and `"t_ms"`
+//! (milliseconds since start). EOF on stdin closes the connection normally; the program
+//! exits 0 once it is closed, 1 if the client gave up, 2 on bad arguments. `--help` lists
+//! the options.
+
+use std::cell::Cell;
+use std::io::{self, BufRead, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use heartline_core::{close_code, Notice, SendError};
+use heartline_examples::args::{self, ClientArgs, Command, Runtime, USAGE};
+use heartline_examples::events::{binary_json, notice_json, text_json};
+use heartline_examples::json::Obj;
+
+fn main() -> ExitCode {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(args)) => args,
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let out = Out::new(Instant::now());
+    let ending: Result<Ending, String> = match args.runtime {
+        Runtime::Smol => smol::block_on(run_async(&args, config, &out, Spawn::Smol)),
+        Runtime::AsyncStd => {
+            async_std::task::block_on(run_async(&args, config, &out, Spawn::AsyncStd))
+        }
+        Runtime::Blocking => run_blocking(&args, config, &out),
+    };
+    match ending {
+        Ok(Ending::Closed) => ExitCode::SUCCESS,
+        Ok(Ending::GaveUp) => ExitCode::from(1),
+        Err(e) => usage_error(&e),
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("client: {message}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+/// How the client ended.
+enum Ending {
+    /// Closed after EOF on stdin.
+    Closed,
+    /// Stopped reconnecting.
+    GaveUp,
+}
+
+/// Prints events as JSON lines, timestamped from the program's start.
+struct Out {
+    start: Instant,
+    gave_up: Cell<bool>,
+}
+
+impl Out {
+    fn new(start: Instant) -> Self {
+        Out {
+            start,
+            gave_up: Cell::new(false),
+        }
+    }
+
+    /// How the client ended, once its events have ended.
+    fn ending(&self) -> Ending {
+        if self.gave_up.get() {
+            Ending::GaveUp
+        } else {
+            Ending::Closed
+        }
+    }
+
+    fn t_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn line(&self, line: &str) {
+        let mut stdout = io::stdout().lock();
+        // A reader that went away is not worth a panic; the client keeps its course.
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+
+    fn notice(&self, notice: &Notice) {
+        if matches!(notice, Notice::GaveUp { .. }) {
+            self.gave_up.set(true);
+        }
+        self.line(&notice_json(self.t_ms(), notice));
+    }
+
+    fn text(&self, text: &str) {
+        self.line(&text_json(self.t_ms(), text));
+    }
+
+    fn binary(&self, len: usize) {
+        self.line(&binary_json(self.t_ms(), len));
+    }
+
+    fn send_failed(&self, e: &SendError) {
+        self.line(
+            &Obj::new("send_failed")
+                .num("t_ms", self.t_ms())
+                .str("error", &e.to_string())
+                .num("bytes", e.message.len() as u64)
+                .finish(),
+        );
+    }
+}
+
+/// What the stdin reader needs from either adapter's client handle.
+trait Handle: Send + 'static {
+    fn send_line(&self, line: String) -> Result<(), SendError>;
+    fn close_normally(&self);
+}
+
+impl Handle for heartline_async::ClientHandle {
+    fn send_line(&self, line: String) -> Result<(), SendError> {
+        self.send_text(line)
+    }
+    fn close_normally(&self) {
+        // NORMAL with an empty reason is always a valid close.
+        let _ = self.close(close_code::NORMAL, "");
+    }
+}
+
+impl Handle for heartline_blocking::ClientHandle {
+    fn send_line(&self, line: String) -> Result<(), SendError> {
+        self.send_text(line)
+    }
+    fn close_normally(&self) {
+        let _ = self.close(close_code::NORMAL, "");
+    }
+}
+
+/// Reads stdin on its own thread: each line is sent; at EOF the client closes.
+/// Lines that are not UTF-8 are sent with replacement characters rather than lost.
+fn spawn_stdin_reader(handle: impl Handle, out_start: Instant) {
+    let out = Out::new(out_start);
+    let spawned = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut stdin = io::stdin().lock();
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match stdin.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                    if buf.last() == Some(&b'\r') {
+                        buf.pop();
+                    }
+                }
+                let line = String::from_utf8_lossy(&buf).into_owned();
+                if let Err(e) = handle.send_line(line) {
+                    out.send_failed(&e);
+                }
+            }
+            handle.close_normally();
+        });
+    if let Err(e) = spawned {
+        eprintln!("client: cannot read stdin: {e}");
+    }
+}
+
+/// Applies the command line to either adapter's builder (same methods, two types).
+macro_rules! builder {
+    ($builder:ty, $args:expr, $config:expr) => {{
+        let mut builder = <$builder>::new($args.url.clone()).config($config);
+        if let Some(seed) = $args.seed {
+            builder = builder.seed(seed);
+        }
+        for (name, value) in &$args.headers {
+            builder = builder.header(name.clone(), value.clone());
+        }
+        builder
+    }};
+}
+
+/// Prints one of either adapter's events (same variants, two types).
+macro_rules! show {
+    ($out:expr, $event:expr, $kind:ident) => {
+        match $event {
+            $kind::Notice(notice) => $out.notice(&notice),
+            $kind::Text(text) => $out.text(text.as_str()),
+            $kind::Binary(data) => $out.binary(data.len()),
+        }
+    };
+}
+
+/// Which executor the async client's driver runs on.
+#[derive(Clone, Copy)]
+enum Spawn {
+    Smol,
+    AsyncStd,
+}
+
+async fn run_async(
+    args: &ClientArgs,
+    config: heartline_core::ClientConfig,
+    out: &Out,
+    spawn: Spawn,
+) -> Result<Ending, String> {
+    use heartline_async::{ClientBuilder, ClientEvent};
+
+    let builder = builder!(ClientBuilder, args, config);
+    let connected = match spawn {
+        Spawn::Smol => heartline_async::smol::connect(builder),
+        Spawn::AsyncStd => heartline_async::async_std::connect(builder),
+    };
+    let (handle, mut events) = connected.map_err(|e| e.to_string())?;
+    spawn_stdin_reader(handle, out.start);
+    while let Some(event) = events.recv().await {
+        show!(out, event, ClientEvent);
+    }
+    Ok(out.ending())
+}
+
+fn run_blocking(
+    args: &ClientArgs,
+    config: heartline_core::ClientConfig,
+    out: &Out,
+) -> Result<Ending, String> {
+    use heartline_blocking::{ClientBuilder, ClientEvent};
+
+    let builder = builder!(ClientBuilder, args, config);
+    let (handle, events) = builder.connect().map_err(|e| e.to_string())?;
+    spawn_stdin_reader(handle, out.start);
+    for event in events {
+        show!(out, event, ClientEvent);
+    }
+    Ok(out.ending())
+}

@@ -1,0 +1,138 @@
+//! The `client` example as a user runs it: argument errors, and stdin lines queued
+//! while the server is down, delivered in order once it is up, on every runtime.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{run_client, ClientProc};
+use heartline_examples::echo::EchoServer;
+
+#[test]
+fn argument_errors_exit_with_status_2_and_say_why() {
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "missing URL"),
+        (&["http://127.0.0.1:1/"], "ws://"),
+        (&["ws://127.0.0.1:1/", "--runtime", "tokio"], "--runtime"),
+        (
+            &["ws://127.0.0.1:1/", "--ping-interval-ms", "soon"],
+            "whole number",
+        ),
+        (
+            &["ws://127.0.0.1:1/", "--pong-timeout-ms", "0"],
+            "greater than 0",
+        ),
+        (
+            &["ws://127.0.0.1:1/", "--reconnect", "linear:5"],
+            "--reconnect",
+        ),
+        (&["ws://127.0.0.1:1/", "--app-ping", "ping"], "go together"),
+        (
+            &["ws://127.0.0.1:1/", "--header", "no colon"],
+            "Name: value",
+        ),
+        (&["ws://127.0.0.1:1/", "--max-attempts"], "needs a value"),
+        (&["ws://127.0.0.1:1/", "--bogus"], "unknown option"),
+    ];
+    for (args, want) in cases {
+        let (status, stdout, stderr) = run_client(args);
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(want),
+            "{args:?}: stderr lacks {want:?}: {stderr}"
+        );
+        assert!(stderr.contains("usage: client URL"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: printed {stdout:?}");
+    }
+}
+
+#[test]
+fn help_prints_usage_and_succeeds() {
+    let (status, stdout, _) = run_client(&["--help"]);
+    assert!(status.success());
+    assert!(stdout.contains("usage: client URL"), "{stdout}");
+}
+
+/// A free address on 127.0.0.1 where nothing listens (yet).
+fn vacant_addr() -> SocketAddr {
+    let server = EchoServer::start("127.0.0.1:0".parse().expect("address")).expect("bind");
+    let addr = server.addr();
+    server.kill();
+    addr
+}
+
+fn queued_lines_arrive_in_order_once_the_server_is_up(runtime: &str) {
+    let addr = vacant_addr();
+    let url = format!("ws://{addr}/");
+    let mut client = ClientProc::spawn(
+        &url,
+        &[
+            "--runtime",
+            runtime,
+            "--reconnect",
+            "fixed:50",
+            "--ping-interval-ms",
+            "200",
+            "--pong-timeout-ms",
+            "2000",
+        ],
+    );
+    client.wait_event("connect_failed");
+    client.wait_event("reconnect_scheduled");
+    let lines = ["one", "two \"quoted\"", "three\ttabbed", "четыре"];
+    for line in lines {
+        client.send_line(line);
+    }
+    // One more failed attempt, so the lines are read while the server is still down.
+    client.wait_event("connect_failed");
+    let server = EchoServer::start(addr).expect("bind the same address again");
+    client.wait_event("open");
+    for line in lines {
+        client.wait_text(line);
+    }
+    client.close_stdin();
+    let status = client.wait_exit();
+    assert!(status.success(), "exit status {status}");
+    let texts: Vec<_> = client
+        .seen_named("message")
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(texts, lines, "each line delivered once, in order");
+    let closed = client.seen_named("closed");
+    assert_eq!(closed.len(), 1, "{:?}", client.seen);
+    assert_eq!(closed[0]["by"], "local");
+    assert_eq!(closed[0]["code"], 1000);
+    assert!(client.seen_named("gave_up").is_empty());
+    server.kill();
+}
+
+#[test]
+fn smol_queues_while_down() {
+    queued_lines_arrive_in_order_once_the_server_is_up("smol");
+}
+
+#[test]
+fn async_std_queues_while_down() {
+    queued_lines_arrive_in_order_once_the_server_is_up("async-std");
+}
+
+#[test]
+fn blocking_queues_while_down() {
+    queued_lines_arrive_in_order_once_the_server_is_up("blocking");
+}
+
+#[test]
+fn gives_up_after_max_attempts_and_exits_non_zero() {
+    let addr = vacant_addr();
+    let mut client = ClientProc::spawn(
+        &format!("ws://{addr}/"),
+        &["--reconnect", "fixed:20", "--max-attempts", "2"],
+    );
+    let gave_up = client.wait_event("gave_up");
+    assert_eq!(gave_up["attempts"], 2, "{gave_up}");
+    let status = client.wait_exit();
+    assert_eq!(status.code(), Some(1), "{:?}", client.seen);
+    assert_eq!(client.seen_named("connect_failed").len(), 3);
+}
