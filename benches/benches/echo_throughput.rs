@@ -13,7 +13,9 @@
 //! the median messages per second of each and their ratio (heartline / raw).
 //!
 //! Environment: `ECHO_SECONDS` (measured time per run, default 2), `ECHO_ROUNDS`
-//! (default 3), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32).
+//! (default 3), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
+//! `ECHO_CONNS` (connection counts, default `1,100`), `ECHO_ONLY` (`raw` or `heartline`:
+//! run one client only, for profiling; no ratio is printed).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -166,13 +168,17 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing useful either.
     let s = Settings {
         measure: Duration::from_secs_f64(env_or("ECHO_SECONDS", 2.0)),
         warmup: Duration::from_millis(300),
         rounds: env_or("ECHO_ROUNDS", 3usize).max(1),
         window: env_or("ECHO_WINDOW", 16usize).max(1),
         size: env_or("ECHO_SIZE", 32usize),
+    };
+    let only = match std::env::var("ECHO_ONLY").as_deref() {
+        Ok("raw") => Some(Which::Raw),
+        Ok("heartline") => Some(Which::Heartline),
+        _ => None,
     };
     let server = EchoServer::start(([127, 0, 0, 1], 0).into()).expect("start echo server");
     let addr = server.addr();
@@ -184,11 +190,30 @@ fn main() {
         s.measure.as_secs_f64(),
         s.rounds
     );
-    for conns in [1usize, 100] {
+    let conns_list: Vec<usize> = std::env::var("ECHO_CONNS")
+        .unwrap_or_else(|_| "1,100".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .filter(|&c| c > 0)
+        .collect();
+    for conns in conns_list {
         let (mut raw, mut hl) = (Vec::new(), Vec::new());
         for _ in 0..s.rounds {
-            raw.push(run(Which::Raw, addr, conns, s));
-            hl.push(run(Which::Heartline, addr, conns, s));
+            if only != Some(Which::Heartline) {
+                raw.push(run(Which::Raw, addr, conns, s));
+            }
+            if only != Some(Which::Raw) {
+                hl.push(run(Which::Heartline, addr, conns, s));
+            }
+        }
+        if only.is_some() {
+            let (name, v) = if raw.is_empty() {
+                ("heartline smol", hl)
+            } else {
+                ("raw async-tungstenite", raw)
+            };
+            println!("{conns:>3} connection(s): {name} {:>10.0} msg/s", median(v));
+            continue;
         }
         let (raw, hl) = (median(raw), median(hl));
         println!(

@@ -136,3 +136,95 @@ fn gives_up_after_max_attempts_and_exits_non_zero() {
     assert_eq!(status.code(), Some(1), "{:?}", client.seen);
     assert_eq!(client.seen_named("connect_failed").len(), 3);
 }
+
+#[test]
+fn sends_headers_and_gives_up_on_401() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let mut client = ClientProc::spawn(
+        &format!("ws://{addr}/private"),
+        &[
+            "--runtime",
+            "blocking",
+            "--header",
+            "Authorization: Bearer token:1",
+            "--header",
+            "X-Client: heartline",
+        ],
+    );
+    let failed = client.wait_event("connect_failed");
+    assert_eq!(failed["status"], 401, "{failed}");
+    let gave_up = client.wait_event("gave_up");
+    assert_eq!(gave_up["status"], 401, "{gave_up}");
+    assert!(
+        gave_up["reason"].as_str().unwrap_or("").contains("401"),
+        "{gave_up}"
+    );
+    assert_eq!(client.wait_exit().code(), Some(1));
+    let request = server.join().expect("server thread").to_ascii_lowercase();
+    assert!(request.starts_with("get /private "), "{request}");
+    assert!(
+        request.contains("\r\nauthorization: bearer token:1\r\n"),
+        "{request}"
+    );
+    assert!(request.contains("\r\nx-client: heartline\r\n"), "{request}");
+}
+
+fn reports_a_frozen_server(runtime: &str) {
+    let server = EchoServer::start("127.0.0.1:0".parse().expect("address")).expect("bind");
+    let mut client = ClientProc::spawn(
+        &format!("ws://{}/", server.addr()),
+        &[
+            "--runtime",
+            runtime,
+            "--ping-interval-ms",
+            "50",
+            "--pong-timeout-ms",
+            "300",
+            "--reconnect",
+            "fixed:50",
+        ],
+    );
+    client.wait_event("open");
+    client.wait_event("rtt");
+    server.freeze();
+    client.wait_event("heartbeat_missed");
+    let closed = client.wait_event("closed");
+    assert_eq!(closed["by"], "local", "{closed}");
+    assert_eq!(closed["code"], 1006, "{closed}");
+    client.wait_event("reconnect_scheduled");
+    client.close_stdin();
+    assert!(client.wait_exit().success(), "{:?}", client.seen);
+    server.kill();
+}
+
+#[test]
+fn smol_reports_a_frozen_server() {
+    reports_a_frozen_server("smol");
+}
+
+#[test]
+fn async_std_reports_a_frozen_server() {
+    reports_a_frozen_server("async-std");
+}
+
+#[test]
+fn blocking_reports_a_frozen_server() {
+    reports_a_frozen_server("blocking");
+}

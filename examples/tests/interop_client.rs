@@ -102,7 +102,7 @@ impl Peer {
     }
 
     /// Starts the peer on `port` (0: any) and returns it with the port it bound.
-    fn start(self, mode: Mode, port: u16) -> (Child, u16) {
+    fn start(self, mode: Mode, port: u16) -> (Running, u16) {
         let dir = interop_dir();
         let mut cmd = match self {
             Peer::Node => {
@@ -116,16 +116,17 @@ impl Peer {
                 c
             }
         };
-        let mut child = cmd
-            .arg(mode.name())
-            .arg(port.to_string())
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start the {self:?} peer: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
+        let mut child = Running(
+            cmd.arg(mode.name())
+                .arg(port.to_string())
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap_or_else(|e| panic!("start the {self:?} peer: {e}")),
+        );
+        let stdout = child.0.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
@@ -135,8 +136,9 @@ impl Peer {
             // Keep draining so the peer never blocks on a full pipe.
             for _ in lines {}
         });
+        // An interpreter starting on a loaded machine can take a while.
         let line = rx
-            .recv_timeout(PATIENCE)
+            .recv_timeout(PATIENCE * 2)
             .unwrap_or_else(|_| panic!("the {self:?} peer did not start listening"));
         let bound = line
             .strip_prefix("listening ")
@@ -146,9 +148,19 @@ impl Peer {
     }
 }
 
-fn kill(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+/// A running peer process; killed when dropped, so a failing test leaves none behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Kills the peer at once (SIGKILL: no Close frame, like a crash).
+fn kill(peer: Running) {
+    drop(peer);
 }
 
 fn scenario(peer: Peer, mode: Mode, runtime: &str) {

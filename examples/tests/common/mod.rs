@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// How long to wait for an event that should come within milliseconds. Generous, so a
 /// loaded machine does not fail a test; a working client never gets near it.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The `client` example running as a child process, its stdout parsed line by line.
 pub struct ClientProc {
