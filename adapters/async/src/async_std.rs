@@ -2,7 +2,7 @@
 //! executor.
 //!
 //! async-std is discontinued upstream (its authors point to smol); this support is kept
-//! for existing async-std programs and is deprecated: prefer [`crate::smol`] for new code.
+//! for existing async-std programs and is deprecated: prefer `heartline_async::smol` for new code.
 
 use std::future::Future;
 use std::io;
@@ -33,7 +33,7 @@ impl Connector for AsyncStdConnector {
 /// Builds the client and spawns its driver with [`async_std::task::spawn`]. The driver
 /// runs until the client is closed for good.
 ///
-/// Deprecated upstream: async-std is discontinued; prefer [`crate::smol::connect`].
+/// Deprecated upstream: async-std is discontinued; prefer `heartline_async::smol::connect`.
 pub fn connect(builder: ClientBuilder) -> Result<(ClientHandle, ClientEvents), BuildError> {
     let (handle, events, driver) = builder.build_with(AsyncStdConnector)?;
     // Dropping async-std's join handle detaches the task.

@@ -1,5 +1,5 @@
-//! The async client: a builder, a cloneable handle, an event stream, and the driver
-//! that runs the [`heartline_core::Client`] over async-tungstenite.
+//! The async client: a builder, the event stream, and the driver that runs the
+//! [`heartline_core::Client`] over async-tungstenite.
 //!
 //! The driver is one future. Each turn it drains the core's actions and executes them,
 //! then waits for whichever comes first: a frame (or the handshake's end) on the
@@ -12,85 +12,20 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
-use async_tungstenite::tungstenite::client::IntoClientRequest;
-use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request, Response};
-use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use async_tungstenite::tungstenite::{self, Bytes, Utf8Bytes};
+use async_tungstenite::tungstenite;
 use async_tungstenite::WebSocketStream;
 use futures_lite::{future, AsyncRead, AsyncWrite, Stream, StreamExt};
-use heartline_core::{
-    Action, Client, ClientConfig, CloseError, ConfigError, ConnId, ConnectError, Disposition,
-    Event, Frame, HeartbeatKind, Message, Notice, ReadyState, SendError,
+use futures_util::SinkExt;
+use heartline_blocking::common::{
+    AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
 };
+use heartline_core::{ConnId, Disposition, Event};
 
-use crate::tls::{MaybeTls, TlsSettings};
-
-/// Default read buffer: 4 KiB.
-///
-/// tungstenite's own default is 128 KiB, zero-filled on every read: an idle connection
-/// would cost ~139 KB of memory. 4 KiB holds a typical message in one read; larger ones
-/// take several reads.
-pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 * 1024;
-
-/// Default write buffer threshold: 4 KiB. The driver flushes after every message, so
-/// this only bounds how much tungstenite gathers before writing within one message.
-pub const DEFAULT_WRITE_BUFFER_SIZE: usize = 4 * 1024;
-
-/// Default largest inbound message: 16 MiB (tungstenite's is 64 MiB). Generous for a
-/// WebSocket application, small enough that a hostile peer cannot exhaust memory fast.
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
-
-/// An error a connect callback may return.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Where one connection attempt goes: the URL and extra request headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectTarget {
-    /// A `ws://` or `wss://` URL.
-    pub url: String,
-    /// Extra request headers (`Authorization`, `Cookie`, ...), in order.
-    pub headers: Vec<(String, String)>,
-}
-
-impl ConnectTarget {
-    /// A target with no extra headers.
-    pub fn new(url: impl Into<String>) -> Self {
-        ConnectTarget {
-            url: url.into(),
-            headers: Vec::new(),
-        }
-    }
-
-    /// Adds a request header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// The handshake request, or why it cannot be built.
-    pub(crate) fn request(&self) -> Result<Request<()>, String> {
-        let mut request = self
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| format!("bad URL {:?}: {e}", self.url))?;
-        for (name, value) in &self.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("bad header name {name:?}"))?;
-            let value =
-                HeaderValue::from_str(value).map_err(|_| format!("bad value for header {name}"))?;
-            request.headers_mut().append(name, value);
-        }
-        Ok(request)
-    }
-}
-
-type TargetFn = dyn Fn(u32) -> Result<ConnectTarget, BoxError> + Send + Sync;
+use crate::tls::{self, MaybeTls};
 
 /// Opens the TCP (or other byte) stream for a connection attempt; TLS and the WebSocket
 /// handshake happen on top. Implement it to run the client over any futures-io stream.
@@ -157,135 +92,22 @@ async fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
         .map_err(|_| io::Error::other("name resolution thread ended without an answer"))?
 }
 
-/// The client could not be built.
+/// Builds an async client: URL, heartline configuration, WebSocket buffer sizes, write
+/// timeout, TLS roots and an optional per-attempt callback.
 #[derive(Debug)]
-pub enum BuildError {
-    /// The configuration makes no sense.
-    Config(ConfigError),
-    /// The URL or a header cannot form a WebSocket request.
-    Request(String),
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::Config(e) => e.fmt(f),
-            BuildError::Request(e) => f.write_str(e),
-        }
-    }
-}
-
-impl std::error::Error for BuildError {}
-
-/// Builds a client: URL, heartline configuration, WebSocket buffer sizes, TLS roots and
-/// an optional per-attempt callback.
 pub struct ClientBuilder {
-    target: ConnectTarget,
-    config: ClientConfig,
-    seed: Option<u64>,
-    ws_config: WebSocketConfig,
-    on_connect: Option<Arc<TargetFn>>,
-    tls: TlsSettings,
-}
-
-impl fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("target", &self.target)
-            .field("config", &self.config)
-            .field("seed", &self.seed)
-            .field("ws_config", &self.ws_config)
-            .field("on_connect", &self.on_connect.is_some())
-            .finish_non_exhaustive()
-    }
+    options: Options,
 }
 
 impl ClientBuilder {
     /// A client for `url` (`ws://` or `wss://`) with the default configuration.
     pub fn new(url: impl Into<String>) -> Self {
         ClientBuilder {
-            target: ConnectTarget::new(url),
-            config: ClientConfig::default(),
-            seed: None,
-            ws_config: WebSocketConfig::default()
-                .read_buffer_size(DEFAULT_READ_BUFFER_SIZE)
-                .write_buffer_size(DEFAULT_WRITE_BUFFER_SIZE)
-                .max_message_size(Some(DEFAULT_MAX_MESSAGE_SIZE)),
-            on_connect: None,
-            tls: TlsSettings::default(),
+            options: Options::new(url),
         }
     }
 
-    /// The heartbeat, reconnect, queue and timeout configuration.
-    pub fn config(mut self, config: ClientConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Seeds the reconnect jitter, for reproducible runs. Default: a random seed.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    /// Adds a request header sent on every attempt (unless [`ClientBuilder::on_connect`]
-    /// supplies the headers).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.target = self.target.header(name, value);
-        self
-    }
-
-    /// Read buffer size. Default [`DEFAULT_READ_BUFFER_SIZE`].
-    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
-        self.ws_config = self.ws_config.read_buffer_size(bytes);
-        self
-    }
-
-    /// Write buffer threshold. Default [`DEFAULT_WRITE_BUFFER_SIZE`].
-    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
-        self.ws_config = self.ws_config.write_buffer_size(bytes);
-        self
-    }
-
-    /// Largest inbound message; `None` for no limit. Default [`DEFAULT_MAX_MESSAGE_SIZE`].
-    pub fn max_message_size(mut self, bytes: Option<usize>) -> Self {
-        self.ws_config = self.ws_config.max_message_size(bytes);
-        self
-    }
-
-    /// Replaces the whole tungstenite configuration (buffer sizes, limits).
-    pub fn websocket_config(mut self, config: WebSocketConfig) -> Self {
-        self.ws_config = config;
-        self
-    }
-
-    /// Calls `f(attempt)` before every connection attempt (0 for the first, `n` for the
-    /// n-th reconnect in a row) for the URL and headers to use, for example a fresh auth
-    /// token. An error fails that attempt like a connection error (the core then backs
-    /// off and retries).
-    pub fn on_connect<F>(mut self, f: F) -> Self
-    where
-        F: Fn(u32) -> Result<ConnectTarget, BoxError> + Send + Sync + 'static,
-    {
-        self.on_connect = Some(Arc::new(f));
-        self
-    }
-
-    /// Trusts `der` (a DER-encoded certificate) as a root for `wss://`, on top of the
-    /// built-in web roots: for a server with a self-signed or private-CA certificate.
-    #[cfg(feature = "rustls")]
-    pub fn tls_root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
-        self.tls.extra_roots.push(der.into());
-        self
-    }
-
-    /// Uses this rustls configuration for `wss://` instead of the default (web roots
-    /// plus any [`ClientBuilder::tls_root_certificate`]).
-    #[cfg(feature = "rustls")]
-    pub fn tls_config(mut self, config: Arc<crate::rustls::ClientConfig>) -> Self {
-        self.tls.config = Some(config);
-        self
-    }
+    heartline_blocking::__client_builder_options!();
 
     /// Builds the client with the default [`TcpConnector`]: a handle, the event stream,
     /// and the driver future, which must be spawned (or awaited) for anything to happen.
@@ -298,176 +120,23 @@ impl ClientBuilder {
         self,
         connector: C,
     ) -> Result<(ClientHandle, ClientEvents, Driver<C>), BuildError> {
-        if self.on_connect.is_none() {
-            self.target.request().map_err(BuildError::Request)?;
-        }
-        let heartbeat = match &self.config.heartbeat.kind {
-            HeartbeatKind::App(app) => Some(to_ws_message(app.message.clone())),
-            _ => None,
-        };
-        let seed = self.seed.unwrap_or_else(random_seed);
-        let core = Client::new(self.config, seed, Instant::now()).map_err(BuildError::Config)?;
         let (wake_tx, wake_rx) = async_channel::bounded(1);
+        // Full means a nudge is already pending: the driver will see this change too.
+        let (handle, prepared) = self.options.prepare(move || {
+            let _ = wake_tx.try_send(());
+        })?;
         let (events_tx, events_rx) = async_channel::unbounded();
-        let shared = Arc::new(Shared {
-            core: Mutex::new(core),
-            wake: wake_tx,
-            handles: AtomicUsize::new(1),
-        });
-        let tls = self.tls.into_connector().map_err(BuildError::Request)?;
         let driver = Driver {
-            shared: Arc::clone(&shared),
+            prepared: Arc::new(prepared),
             wake: wake_rx,
             events: events_tx,
             connector: Arc::new(connector),
-            setup: Arc::new(Setup {
-                target: self.target,
-                on_connect: self.on_connect,
-                ws_config: self.ws_config,
-                tls,
-            }),
-            heartbeat,
         };
-        Ok((
-            ClientHandle { shared },
-            ClientEvents {
-                rx: Box::pin(events_rx),
-            },
-            driver,
-        ))
+        let events = ClientEvents {
+            rx: Box::pin(events_rx),
+        };
+        Ok((handle, events, driver))
     }
-}
-
-/// A seed for the reconnect jitter that differs between clients and runs.
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    h.finish()
-}
-
-/// What the handles and the driver share.
-#[derive(Debug)]
-struct Shared {
-    core: Mutex<Client>,
-    /// Nudges the driver after a handle changed the core (capacity 1: nudges coalesce).
-    wake: async_channel::Sender<()>,
-    /// Live handles; when the last goes, the client closes.
-    handles: AtomicUsize,
-}
-
-impl Shared {
-    fn core(&self) -> MutexGuard<'_, Client> {
-        // The core stays consistent even if a panic interrupted a caller: every method
-        // leaves it valid, so a poisoned lock is still usable.
-        self.core.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn nudge(&self) {
-        // Full means a nudge is already pending: the driver will see this change too.
-        let _ = self.wake.try_send(());
-    }
-}
-
-/// Sends, closes and inspects the client from any task or thread. Cheap to clone.
-///
-/// When the last handle is dropped the client closes (code 1000) and the event stream
-/// ends once the close completes.
-#[derive(Debug)]
-pub struct ClientHandle {
-    shared: Arc<Shared>,
-}
-
-impl Clone for ClientHandle {
-    fn clone(&self) -> Self {
-        self.shared.handles.fetch_add(1, Ordering::Relaxed);
-        ClientHandle {
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-impl Drop for ClientHandle {
-    fn drop(&mut self) {
-        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let _ =
-                self.shared
-                    .core()
-                    .close(Instant::now(), heartline_core::close_code::NORMAL, "");
-            self.shared.nudge();
-        }
-    }
-}
-
-impl ClientHandle {
-    /// Sends a message: at once if the connection is open, otherwise queued (within the
-    /// configured bounds) until it opens. A message that cannot be taken comes back in
-    /// the error.
-    pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let result = self.shared.core().send(Instant::now(), message.into());
-        if result.is_ok() {
-            self.shared.nudge();
-        }
-        result
-    }
-
-    /// Sends a text message (see [`ClientHandle::send`]).
-    pub fn send_text(&self, text: impl Into<String>) -> Result<(), SendError> {
-        self.send(Message::Text(text.into()))
-    }
-
-    /// Sends a binary message (see [`ClientHandle::send`]).
-    pub fn send_binary(&self, data: impl Into<Vec<u8>>) -> Result<(), SendError> {
-        self.send(Message::Binary(data.into()))
-    }
-
-    /// Closes for good with `code` and `reason`: no reconnect afterwards. The event
-    /// stream ends once the close handshake completes (or times out).
-    pub fn close(&self, code: u16, reason: &str) -> Result<(), CloseError> {
-        let result = self.shared.core().close(Instant::now(), code, reason);
-        self.shared.nudge();
-        result
-    }
-
-    /// Reconnects at once: skips a pending backoff wait, or closes and reopens an open
-    /// connection, or starts over after the client gave up.
-    pub fn reconnect_now(&self) {
-        self.shared.core().reconnect_now(Instant::now());
-        self.shared.nudge();
-    }
-
-    /// The browser-like ready state.
-    pub fn state(&self) -> ReadyState {
-        self.shared.core().state()
-    }
-
-    /// Payload bytes accepted by [`ClientHandle::send`] and not yet handed to the
-    /// socket, like the browser's `bufferedAmount`.
-    pub fn buffered_amount(&self) -> usize {
-        self.shared.core().buffered_amount()
-    }
-
-    /// The last measured heartbeat round-trip time.
-    pub fn rtt(&self) -> Option<Duration> {
-        self.shared.core().rtt()
-    }
-}
-
-/// What the application hears from the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientEvent {
-    /// A lifecycle notice from the core (open, closed, heartbeat missed, reconnect
-    /// scheduled, gave up, ...).
-    Notice(Notice),
-    /// A text message from the server (heartbeat replies are not delivered).
-    Text(Utf8Bytes),
-    /// A binary message from the server.
-    Binary(Bytes),
 }
 
 /// The client's events, in order. The stream ends after the client is closed for good
@@ -502,101 +171,35 @@ impl Stream for ClientEvents {
     }
 }
 
-/// What every attempt needs, shared with the attempt futures.
-struct Setup {
-    target: ConnectTarget,
-    on_connect: Option<Arc<TargetFn>>,
-    ws_config: WebSocketConfig,
-    tls: crate::tls::TlsConnector,
-}
-
-/// Why an attempt failed, owned (the core takes a borrowed [`ConnectError`]).
-enum Failure {
-    Http {
-        status: u16,
-        retry_after: Option<Duration>,
-    },
-    Io(String),
-}
-
-impl Failure {
-    fn as_error(&self) -> ConnectError<'_> {
-        match self {
-            Failure::Http {
-                status,
-                retry_after,
-            } => ConnectError::Http {
-                status: *status,
-                retry_after: *retry_after,
-            },
-            Failure::Io(e) => ConnectError::Io(e),
-        }
-    }
-}
-
-impl From<tungstenite::Error> for Failure {
-    fn from(e: tungstenite::Error) -> Self {
-        match e {
-            tungstenite::Error::Http(response) => Failure::Http {
-                status: response.status().as_u16(),
-                retry_after: retry_after(&response),
-            },
-            other => Failure::Io(other.to_string()),
-        }
-    }
-}
-
-/// The `Retry-After` header in its delay-seconds form (an HTTP date is ignored: the
-/// core's own backoff applies then).
-fn retry_after<T>(response: &Response<T>) -> Option<Duration> {
-    let value = response.headers().get("retry-after")?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
 type Ws<C> = WebSocketStream<MaybeTls<<C as Connector>::Stream>>;
-type Attempt<C> = Pin<Box<dyn Future<Output = Result<Ws<C>, Failure>> + Send>>;
+type Attempt<C> = Pin<Box<dyn Future<Output = Result<Ws<C>, AttemptError>> + Send>>;
 
 /// One connection attempt: target, TCP, TLS, WebSocket handshake, bounded by `timeout`.
 fn attempt<C: Connector>(
     connector: Arc<C>,
-    setup: Arc<Setup>,
+    prepared: Arc<Prepared>,
     number: u32,
     timeout: Duration,
 ) -> Attempt<C> {
     let work = async move {
-        let target = match &setup.on_connect {
-            Some(f) => f(number).map_err(|e| Failure::Io(format!("connect callback: {e}")))?,
-            None => setup.target.clone(),
-        };
-        let request = target.request().map_err(Failure::Io)?;
-        let uri = request.uri();
-        let tls = match uri.scheme_str() {
-            Some("wss") => true,
-            Some("ws") => false,
-            _ => return Err(Failure::Io(format!("not a ws:// or wss:// URL: {uri}"))),
-        };
-        let host = uri
-            .host()
-            .ok_or_else(|| Failure::Io(format!("no host in {uri}")))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let (request, endpoint) = prepared.target(number)?;
+        let (host, port) = (endpoint.host.clone(), endpoint.port);
         let tcp = connector
             .connect(host.clone(), port)
             .await
-            .map_err(|e| Failure::Io(format!("connect to {host}:{port}: {e}")))?;
-        let stream = setup.tls.wrap(tcp, tls, &host).await.map_err(Failure::Io)?;
+            .map_err(|e| AttemptError::Io(format!("connect to {host}:{port}: {e}")))?;
+        let stream = tls::wrap(tcp, &endpoint, &prepared)
+            .await
+            .map_err(AttemptError::Io)?;
+        let config = Some(prepared.ws_config);
         let (ws, _response) =
-            async_tungstenite::client_async_with_config(request, stream, Some(setup.ws_config))
-                .await?;
+            async_tungstenite::client_async_with_config(request, stream, config).await?;
         Ok(ws)
     };
     Box::pin(async move {
         future::or(work, async {
             Timer::after(timeout).await;
-            Err(Failure::Io("connect timeout".to_owned()))
+            Err(AttemptError::Io("connect timeout".to_owned()))
         })
         .await
     })
@@ -623,7 +226,7 @@ impl<C: Connector> Link<C> {
 /// What woke the driver (a short-lived value on the driver's stack).
 #[allow(clippy::large_enum_variant)]
 enum Wake<C: Connector> {
-    Connected(Result<Ws<C>, Failure>),
+    Connected(Result<Ws<C>, AttemptError>),
     Read(Option<Result<tungstenite::Message, tungstenite::Error>>),
     Nudge,
     Deadline,
@@ -633,13 +236,10 @@ enum Wake<C: Connector> {
 /// (smol, async-std), or `await` it. It completes once the client is closed for good.
 #[must_use = "the client does nothing until its driver runs"]
 pub struct Driver<C: Connector> {
-    shared: Arc<Shared>,
+    prepared: Arc<Prepared>,
     wake: async_channel::Receiver<()>,
     events: async_channel::Sender<ClientEvent>,
     connector: Arc<C>,
-    setup: Arc<Setup>,
-    /// The application heartbeat, converted once.
-    heartbeat: Option<tungstenite::Message>,
 }
 
 impl<C: Connector> fmt::Debug for Driver<C> {
@@ -648,272 +248,250 @@ impl<C: Connector> fmt::Debug for Driver<C> {
     }
 }
 
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => {
-            Timer::at(at).await;
-        }
-        None => future::pending::<()>().await,
-    }
-}
-
-fn to_ws_message(message: Message) -> tungstenite::Message {
-    match message {
-        // `String` and `Vec<u8>` become `Utf8Bytes` / `Bytes` without a copy.
-        Message::Text(t) => tungstenite::Message::Text(t.into()),
-        Message::Binary(b) => tungstenite::Message::Binary(b.into()),
-    }
-}
-
 impl<C: Connector> Driver<C> {
+    /// Passes an event on. A dropped stream is not an error: the client keeps running
+    /// for its handles.
+    fn notify(&self) -> impl FnMut(ClientEvent) + '_ {
+        |event| {
+            let _ = self.events.try_send(event);
+        }
+    }
+
+    fn core(&self) -> &SharedCore {
+        &self.prepared.core
+    }
+
     /// Runs the client until it is closed for good.
     pub async fn run(self) {
-        let Driver {
-            shared,
-            wake,
-            events,
-            connector,
-            setup,
-            heartbeat,
-        } = self;
         let mut link: Link<C> = Link::Idle;
+        // One timer for the driver's life, re-armed only when the core's deadline moves
+        // earlier; a deadline that moved later costs one early wake-up instead of a
+        // timer registration per message.
+        let mut timer = Timer::never();
+        let mut armed: Option<Instant> = None;
         loop {
-            // Execute every action the core has for us.
-            loop {
-                let action = {
-                    let mut core = shared.core();
-                    drain_notices(&mut core, &events);
-                    core.poll_action()
-                };
-                let Some(action) = action else { break };
-                execute::<C>(
-                    action, &mut link, &shared, &events, &connector, &setup, &heartbeat,
-                )
-                .await;
-            }
+            self.run_actions(&mut link).await;
             let deadline = {
-                let core = shared.core();
+                let core = self.core().lock();
                 if core.is_closed() && matches!(link, Link::Idle) {
                     break;
                 }
                 core.poll_timeout()
             };
-            let due = deadline.is_some_and(|d| Instant::now() >= d);
-            let woke: Wake<C> = if due {
-                Wake::Deadline
-            } else {
-                let io = async {
-                    match &mut link {
-                        Link::Idle => future::pending().await,
-                        Link::Connecting { attempt, .. } => Wake::Connected(attempt.as_mut().await),
-                        // A tungstenite read also writes any queued automatic Pong or
-                        // Close reply first, so polling it flushes those at once.
-                        Link::Open { ws, .. } => Wake::Read(ws.next().await),
-                    }
-                };
-                let nudge = async {
-                    // The channel never closes: `shared` holds its sender.
-                    let _ = wake.recv().await;
-                    Wake::Nudge
-                };
-                let timer = async {
-                    sleep_until(deadline).await;
-                    Wake::Deadline
-                };
-                future::or(io, future::or(nudge, timer)).await
+            if let Some(d) = deadline {
+                if d <= Instant::now() {
+                    self.core().lock().handle_timeout(Instant::now());
+                    continue;
+                }
+                if armed.is_none_or(|a| d < a) {
+                    timer.set_at(d);
+                    armed = Some(d);
+                }
+            }
+            let io = async {
+                match &mut link {
+                    Link::Idle => future::pending().await,
+                    Link::Connecting { attempt, .. } => Wake::Connected(attempt.as_mut().await),
+                    Link::Open { ws, .. } => Wake::Read(ws.next().await),
+                }
             };
-            let now = Instant::now();
+            let nudge = async {
+                // The channel never closes while handles can nudge; if it does, only the
+                // other wake-ups remain.
+                if self.wake.recv().await.is_err() {
+                    future::pending::<()>().await;
+                }
+                Wake::Nudge
+            };
+            let tick = async {
+                (&mut timer).await;
+                Wake::Deadline
+            };
+            let woke: Wake<C> = future::or(io, future::or(nudge, tick)).await;
             match woke {
-                Wake::Connected(result) => {
-                    let Link::Connecting { conn, .. } = link else {
+                Wake::Connected(result) => self.connected(&mut link, result),
+                Wake::Read(item) => {
+                    let mut replied = self.read(&mut link, item);
+                    // Take whatever else has already arrived before turning the loop.
+                    for _ in 0..READ_BATCH {
+                        let Link::Open { ws, .. } = &mut link else {
+                            break;
+                        };
+                        let Some(item) = future::poll_once(ws.next()).await else {
+                            break;
+                        };
+                        replied |= self.read(&mut link, item);
+                    }
+                    // tungstenite queued a Pong (or Close) reply: flush it now, so the
+                    // peer's heartbeat is answered at once.
+                    if let (true, Link::Open { conn, ws }) = (replied, &mut link) {
+                        let conn = *conn;
+                        if let Err(error) = self.bounded(ws.flush(), conn).await {
+                            self.write_failed(&mut link, conn, error);
+                        }
+                    }
+                }
+                Wake::Deadline => armed = None,
+                Wake::Nudge => {}
+            }
+            self.core().lock().handle_timeout(Instant::now());
+        }
+        let _ = self.core().next_action(self.notify());
+    }
+
+    /// The attempt ended: open, or report the failure.
+    fn connected(&self, link: &mut Link<C>, result: Result<Ws<C>, AttemptError>) {
+        let Link::Connecting { conn, .. } = *link else {
+            return;
+        };
+        *link = Link::Idle;
+        match result {
+            Ok(ws) => {
+                let d = self.core().event(Event::Connected(conn), self.notify());
+                // Stale: the application closed meanwhile; drop the socket.
+                if d != Disposition::Stale {
+                    *link = Link::Open { conn, ws };
+                }
+            }
+            Err(failure) => {
+                self.core().event(
+                    Event::ConnectFailed(conn, failure.as_error()),
+                    self.notify(),
+                );
+            }
+        }
+    }
+
+    /// Feeds what a read gave: a message, the end of the connection, or an error.
+    /// `true` if tungstenite queued an automatic reply (to a Ping or Close).
+    fn read(
+        &self,
+        link: &mut Link<C>,
+        item: Option<Result<tungstenite::Message, tungstenite::Error>>,
+    ) -> bool {
+        let Some(conn) = link.conn() else {
+            return false;
+        };
+        let error = match item {
+            Some(Ok(message)) => {
+                let replied = matches!(
+                    message,
+                    tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
+                );
+                self.core().feed(conn, message, self.notify());
+                return replied;
+            }
+            Some(Err(e)) => Some(e.to_string()),
+            None => None,
+        };
+        *link = Link::Idle;
+        self.core()
+            .event(Event::Disconnected(conn, error.as_deref()), self.notify());
+        false
+    }
+
+    /// Executes every action the core has. Messages are written into tungstenite's
+    /// buffer one after the other and flushed once at the end.
+    async fn run_actions(&self, link: &mut Link<C>) {
+        let mut unflushed = None;
+        while let Some(action) = self.core().next_action(self.notify()) {
+            match self.prepared.step(action) {
+                Step::Connect {
+                    conn,
+                    attempt: number,
+                    timeout,
+                } => {
+                    let prepared = Arc::clone(&self.prepared);
+                    let connector = Arc::clone(&self.connector);
+                    *link = Link::Connecting {
+                        conn,
+                        attempt: attempt(connector, prepared, number, timeout),
+                    };
+                }
+                Step::Abort { conn } => {
+                    if link.conn() == Some(conn) {
+                        *link = Link::Idle;
+                        self.core()
+                            .event(Event::Disconnected(conn, None), self.notify());
+                    }
+                }
+                Step::Write { conn, message } => {
+                    let Link::Open { conn: open, ws } = link else {
                         continue;
                     };
-                    link = Link::Idle;
-                    let mut core = shared.core();
-                    match result {
-                        Ok(ws) => {
-                            if core.handle_event(now, Event::Connected(conn)) != Disposition::Stale
-                            {
-                                link = Link::Open { conn, ws };
-                            }
-                        }
-                        Err(failure) => {
-                            core.handle_event(now, Event::ConnectFailed(conn, failure.as_error()));
-                        }
+                    if *open != conn {
+                        continue;
+                    }
+                    match self.bounded(ws.feed(message), conn).await {
+                        Ok(()) => unflushed = Some(conn),
+                        Err(error) => self.write_failed(link, conn, error),
                     }
                 }
-                Wake::Read(item) => {
-                    let Some(conn) = link.conn() else { continue };
-                    match item {
-                        Some(Ok(message)) => {
-                            deliver(&shared, &events, now, conn, message);
-                        }
-                        Some(Err(e)) => {
-                            link = Link::Idle;
-                            let error = e.to_string();
-                            shared
-                                .core()
-                                .handle_event(now, Event::Disconnected(conn, Some(&error)));
-                        }
-                        None => {
-                            link = Link::Idle;
-                            shared
-                                .core()
-                                .handle_event(now, Event::Disconnected(conn, None));
-                        }
-                    }
-                }
-                Wake::Nudge | Wake::Deadline => {}
+                Step::Nothing => {}
             }
-            shared.core().handle_timeout(now);
         }
-        drain_notices(&mut shared.core(), &events);
-    }
-}
-
-/// Moves the core's notices to the event stream. A closed stream (the application
-/// dropped it) is not an error: the client keeps running for its handles.
-fn drain_notices(core: &mut Client, events: &async_channel::Sender<ClientEvent>) {
-    while let Some(notice) = core.poll_notice() {
-        let _ = events.try_send(ClientEvent::Notice(notice));
-    }
-}
-
-/// Feeds an inbound message to the core and hands it to the application if it is one.
-fn deliver(
-    shared: &Shared,
-    events: &async_channel::Sender<ClientEvent>,
-    now: Instant,
-    conn: ConnId,
-    message: tungstenite::Message,
-) {
-    let mut core = shared.core();
-    let frame = match &message {
-        tungstenite::Message::Text(t) => Frame::Text(t.as_str()),
-        tungstenite::Message::Binary(b) => Frame::Binary(b),
-        tungstenite::Message::Ping(p) => Frame::Ping(p),
-        tungstenite::Message::Pong(p) => Frame::Pong(p),
-        tungstenite::Message::Close(c) => {
-            Frame::Close(c.as_ref().map(|c| (u16::from(c.code), c.reason.as_str())))
-        }
-        // tungstenite never returns raw frames from a read.
-        tungstenite::Message::Frame(_) => return,
-    };
-    let disposition = core.handle_event(now, Event::Frame(conn, frame));
-    // Notices the frame caused come before the message, as they happened.
-    drain_notices(&mut core, events);
-    drop(core);
-    if disposition == Disposition::Deliver {
-        let event = match message {
-            tungstenite::Message::Text(t) => ClientEvent::Text(t),
-            tungstenite::Message::Binary(b) => ClientEvent::Binary(b),
-            _ => return,
+        let Some(conn) = unflushed else { return };
+        let Link::Open { conn: open, ws } = link else {
+            return;
         };
-        let _ = events.try_send(event);
-    }
-}
-
-/// Executes one action of the core's.
-async fn execute<C: Connector>(
-    action: Action,
-    link: &mut Link<C>,
-    shared: &Shared,
-    events: &async_channel::Sender<ClientEvent>,
-    connector: &Arc<C>,
-    setup: &Arc<Setup>,
-    heartbeat: &Option<tungstenite::Message>,
-) {
-    let (conn, message) = match action {
-        Action::Connect {
-            conn,
-            attempt: number,
-            timeout,
-        } => {
-            *link = Link::Connecting {
-                conn,
-                attempt: attempt(Arc::clone(connector), Arc::clone(setup), number, timeout),
-            };
-            return;
-        }
-        Action::Abort { conn } => {
-            if link.conn() == Some(conn) {
-                *link = Link::Idle;
-                let mut core = shared.core();
-                core.handle_event(Instant::now(), Event::Disconnected(conn, None));
-                drain_notices(&mut core, events);
+        if *open == conn {
+            if let Err(error) = self.bounded(ws.flush(), conn).await {
+                self.write_failed(link, conn, error);
             }
-            return;
         }
-        Action::SendPing { conn, payload } => (
-            conn,
-            tungstenite::Message::Ping(Bytes::copy_from_slice(payload.as_bytes())),
-        ),
-        Action::SendHeartbeat { conn } => match heartbeat {
-            Some(m) => (conn, m.clone()),
-            None => return,
-        },
-        Action::Send { conn, message } => (conn, to_ws_message(message)),
-        Action::Close { conn, code, reason } => (
-            conn,
-            tungstenite::Message::Close(Some(CloseFrame {
-                code: code.into(),
-                reason: reason.into(),
-            })),
-        ),
-    };
-    let Link::Open { conn: open, ws } = link else {
-        return;
-    };
-    if *open != conn {
-        return;
     }
-    let result = write(ws, message, shared, conn).await;
-    if let Err(error) = result {
+
+    fn write_failed(&self, link: &mut Link<C>, conn: ConnId, error: Option<String>) {
         *link = Link::Idle;
-        let mut core = shared.core();
         if let Some(error) = error {
-            core.handle_event(Instant::now(), Event::Disconnected(conn, Some(&error)));
+            self.core()
+                .event(Event::Disconnected(conn, Some(&error)), self.notify());
         }
-        drain_notices(&mut core, events);
     }
-}
 
-/// Writes and flushes one message. A write stuck on a peer that does not read still
-/// lets the core's deadlines run; if the core gives up on the connection meanwhile the
-/// write is abandoned (`Err(None)`). `Err(Some(e))` is an IO error.
-async fn write<S>(
-    ws: &mut WebSocketStream<S>,
-    message: tungstenite::Message,
-    shared: &Shared,
-    conn: ConnId,
-) -> Result<(), Option<String>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let send = ws.send(message);
-    futures_lite::pin!(send);
-    loop {
-        let deadline = shared.core().poll_timeout();
-        let outcome = future::or(async { Some(send.as_mut().await) }, async {
-            sleep_until(deadline).await;
-            None
-        })
-        .await;
-        match outcome {
-            Some(Ok(())) => return Ok(()),
-            Some(Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed)) => {
+    /// Runs one write or flush within the write timeout. A write stuck on a peer that
+    /// does not read still lets the core's deadlines run; if the core gives up on the
+    /// connection meanwhile the write is abandoned (`Err(None)`). `Err(Some(e))` is an
+    /// IO error or the write timeout.
+    async fn bounded<F>(&self, io: F, conn: ConnId) -> Result<(), Option<String>>
+    where
+        F: Future<Output = Result<(), tungstenite::Error>>,
+    {
+        futures_lite::pin!(io);
+        // Usually the socket takes the bytes at once: no timer needed.
+        let mut outcome = future::poll_once(io.as_mut()).await;
+        let give_up = Instant::now() + self.prepared.write_timeout;
+        loop {
+            match outcome {
+                Some(Ok(())) => return Ok(()),
                 // The close handshake finished while writing: the read side reports it.
-                return Ok(());
+                Some(Err(
+                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                )) => return Ok(()),
+                Some(Err(e)) => return Err(Some(e.to_string())),
+                None => {}
             }
-            Some(Err(e)) => return Err(Some(e.to_string())),
-            None => {
-                let mut core = shared.core();
-                core.handle_timeout(Instant::now());
+            let now = Instant::now();
+            if now >= give_up {
+                return Err(Some("write timed out: the peer is not reading".to_owned()));
+            }
+            let wake = {
+                let mut core = self.core().lock();
+                core.handle_timeout(now);
                 if core.current_conn() != Some(conn) {
                     return Err(None);
                 }
-            }
+                core.poll_timeout().map_or(give_up, |d| d.min(give_up))
+            };
+            outcome = future::or(async { Some(io.as_mut().await) }, async {
+                Timer::at(wake).await;
+                None
+            })
+            .await;
         }
     }
 }
+
+/// Most messages taken from the socket in one turn of the driver's loop without
+/// waiting; bounds how long actions (and the handles' sends) wait behind a flood.
+const READ_BATCH: usize = 64;

@@ -8,15 +8,18 @@
 //! messages) and a [`Driver`] future that does the IO. Spawn the driver on any executor
 //! whose reactor is async-io, or use a helper that does it:
 //!
-//! - [`smol::connect`] (feature `smol`, on by default);
-//! - [`async_std::connect`] (feature `async-std`; async-std is discontinued upstream,
+//! - `smol::connect` (feature `smol`, on by default);
+//! - `async_std::connect` (feature `async-std`; async-std is discontinued upstream,
 //!   so this support is deprecated and kept for existing programs).
 //!
 //! Both only add a TCP connector and a spawn; the driver is the same generic loop over
 //! any `AsyncRead + AsyncWrite` stream (see [`Connector`]).
 //!
+//! The handle, the events and the options are the same types as in
+//! `heartline-blocking`, so code that handles events works with either client.
+//!
 //! Feature `rustls` adds `wss://` with rustls (ring), the web PKI roots, and
-//! [`ClientBuilder::tls_root_certificate`] for self-signed servers.
+//! `ClientBuilder::tls_root_certificate` for self-signed servers.
 #![forbid(unsafe_code)]
 
 mod client;
@@ -27,10 +30,11 @@ pub mod async_std;
 #[cfg(feature = "smol")]
 pub mod smol;
 
-pub use client::{
-    BoxError, BuildError, ClientBuilder, ClientEvent, ClientEvents, ClientHandle, ConnectTarget,
-    Connector, Driver, TcpConnector, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE,
-    DEFAULT_WRITE_BUFFER_SIZE,
+pub use client::{ClientBuilder, ClientEvents, Connector, Driver, TcpConnector};
+pub use heartline_blocking::{
+    BoxError, BuildError, ClientEvent, ClientHandle, ConnectTarget, WebSocketConfig,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
+    DEFAULT_WRITE_TIMEOUT,
 };
 pub use heartline_core::{
     ClientConfig, HeartbeatConfig, HeartbeatKind, Message, Notice, ReadyState, ReconnectConfig,

@@ -1,11 +1,12 @@
-//! `wss://`: the stream that is plain TCP or TLS over it, and the TLS setup (rustls,
-//! behind the `rustls` feature).
+//! `wss://`: the stream that is plain or TLS over the connector's stream (rustls through
+//! futures-rustls, behind the `rustls` feature).
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
+use heartline_blocking::common::{Endpoint, Prepared};
 
 /// A connection stream: plain, or TLS over it for `wss://`.
 #[derive(Debug)]
@@ -61,92 +62,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
     }
 }
 
-/// TLS choices gathered by the builder.
-#[derive(Debug, Default)]
-pub(crate) struct TlsSettings {
-    /// Extra trusted roots, DER.
-    #[cfg(feature = "rustls")]
-    pub(crate) extra_roots: Vec<Vec<u8>>,
-    /// A complete configuration that replaces the default.
-    #[cfg(feature = "rustls")]
-    pub(crate) config: Option<std::sync::Arc<rustls::ClientConfig>>,
-}
-
-/// Wraps a connected stream in TLS for `wss://`.
-pub(crate) struct TlsConnector {
-    #[cfg(feature = "rustls")]
-    inner: futures_rustls::TlsConnector,
-}
-
-impl TlsSettings {
-    /// The connector, or why the settings are unusable (a root certificate that does not
-    /// parse).
-    #[cfg(feature = "rustls")]
-    pub(crate) fn into_connector(self) -> Result<TlsConnector, String> {
-        let config = match self.config {
-            Some(config) => config,
-            None => std::sync::Arc::new(default_config(&self.extra_roots)?),
-        };
-        Ok(TlsConnector {
-            inner: futures_rustls::TlsConnector::from(config),
-        })
+/// `stream` as is for `ws://`, or after a TLS handshake for `wss://`.
+pub(crate) async fn wrap<S>(
+    stream: S,
+    endpoint: &Endpoint,
+    prepared: &Prepared,
+) -> Result<MaybeTls<S>, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if !endpoint.tls {
+        return Ok(MaybeTls::Plain(stream));
     }
-
-    #[cfg(not(feature = "rustls"))]
-    pub(crate) fn into_connector(self) -> Result<TlsConnector, String> {
-        Ok(TlsConnector {})
-    }
-}
-
-/// Web PKI roots plus `extra_roots`, with the ring provider.
-#[cfg(feature = "rustls")]
-fn default_config(extra_roots: &[Vec<u8>]) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    for der in extra_roots {
-        roots
-            .add(rustls::pki_types::CertificateDer::from(der.clone()))
-            .map_err(|e| format!("TLS root certificate: {e}"))?;
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS configuration: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-impl TlsConnector {
-    /// `stream` as is for `ws://`, or after a TLS handshake with `host` for `wss://`.
-    pub(crate) async fn wrap<S>(
-        &self,
-        stream: S,
-        tls: bool,
-        host: &str,
-    ) -> Result<MaybeTls<S>, String>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
+    #[cfg(feature = "rustls")]
     {
-        if !tls {
-            return Ok(MaybeTls::Plain(stream));
-        }
-        #[cfg(feature = "rustls")]
-        {
-            let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-                .map_err(|e| format!("TLS server name {host:?}: {e}"))?;
-            let stream = self
-                .inner
-                .connect(name, stream)
-                .await
-                .map_err(|e| format!("TLS handshake with {host}: {e}"))?;
-            Ok(MaybeTls::Tls(Box::new(stream)))
-        }
-        #[cfg(not(feature = "rustls"))]
-        {
-            Err(format!(
-                "wss://{host} needs TLS: enable the `rustls` feature of heartline-async"
-            ))
-        }
+        let name = heartline_blocking::tls::server_name(&endpoint.host)?;
+        let connector = futures_rustls::TlsConnector::from(std::sync::Arc::clone(&prepared.tls));
+        let stream = connector
+            .connect(name, stream)
+            .await
+            .map_err(|e| format!("TLS handshake with {}: {e}", endpoint.host))?;
+        Ok(MaybeTls::Tls(Box::new(stream)))
+    }
+    #[cfg(not(feature = "rustls"))]
+    {
+        let _ = prepared;
+        Err(heartline_blocking::tls::tls_unavailable(
+            &endpoint.host,
+            "heartline-async",
+        ))
     }
 }

@@ -23,17 +23,21 @@
 //! ```
 //!
 //! The connection uses a connect timeout, a write timeout, and read timeouts set to the
-//! core's next deadline. Feature `rustls` adds `wss://` with rustls (ring), the web PKI
-//! roots, and [`ClientBuilder::tls_root_certificate`] for self-signed servers.
+//! core's next deadline (capped by the command latency, so that what a handle sends
+//! reaches the wire quickly). Feature `rustls` adds `wss://` with rustls (ring), the web
+//! PKI roots, and `ClientBuilder::tls_root_certificate` for self-signed servers.
 #![forbid(unsafe_code)]
 
 mod client;
-mod tls;
+#[doc(hidden)]
+pub mod common;
+#[doc(hidden)]
+pub mod tls;
 
-pub use client::{
-    BoxError, BuildError, ClientBuilder, ClientEvent, ClientEvents, ClientHandle, ConnectTarget,
-    Driver, DEFAULT_COMMAND_LATENCY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE,
-    DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_WRITE_TIMEOUT,
+pub use client::{ClientBuilder, ClientEvents, Driver, DEFAULT_COMMAND_LATENCY};
+pub use common::{
+    BoxError, BuildError, ClientEvent, ClientHandle, ConnectTarget, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_WRITE_TIMEOUT,
 };
 pub use heartline_core::{
     ClientConfig, HeartbeatConfig, HeartbeatKind, Message, Notice, ReadyState, ReconnectConfig,
@@ -41,3 +45,5 @@ pub use heartline_core::{
 #[cfg(feature = "rustls")]
 pub use rustls;
 pub use tls::MaybeTls;
+pub use tungstenite::protocol::WebSocketConfig;
+pub use tungstenite::{Bytes, Utf8Bytes};

@@ -4,6 +4,8 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
+use crate::common::{Endpoint, Prepared};
+
 /// A connection stream: plain, or TLS over TCP for `wss://`.
 #[derive(Debug)]
 pub enum MaybeTls {
@@ -53,87 +55,77 @@ impl Write for MaybeTls {
     }
 }
 
-/// TLS choices gathered by the builder.
+/// TLS choices gathered by a builder.
 #[derive(Debug, Default)]
-pub(crate) struct TlsSettings {
+pub struct TlsSettings {
     /// Extra trusted roots, DER.
     #[cfg(feature = "rustls")]
-    pub(crate) extra_roots: Vec<Vec<u8>>,
+    pub extra_roots: Vec<Vec<u8>>,
     /// A complete configuration that replaces the default.
     #[cfg(feature = "rustls")]
-    pub(crate) config: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pub config: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
-/// Wraps a connected stream in TLS for `wss://`.
-pub(crate) struct TlsConnector {
-    #[cfg(feature = "rustls")]
-    config: std::sync::Arc<rustls::ClientConfig>,
-}
-
-impl TlsSettings {
-    /// The connector, or why the settings are unusable (a root certificate that does not
-    /// parse).
-    #[cfg(feature = "rustls")]
-    pub(crate) fn into_connector(self) -> Result<TlsConnector, String> {
-        let config = match self.config {
-            Some(config) => config,
-            None => std::sync::Arc::new(default_config(&self.extra_roots)?),
-        };
-        Ok(TlsConnector { config })
-    }
-
-    #[cfg(not(feature = "rustls"))]
-    pub(crate) fn into_connector(self) -> Result<TlsConnector, String> {
-        Ok(TlsConnector {})
-    }
-}
-
-/// Web PKI roots plus `extra_roots`, with the ring provider.
 #[cfg(feature = "rustls")]
-fn default_config(extra_roots: &[Vec<u8>]) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    for der in extra_roots {
-        roots
-            .add(rustls::pki_types::CertificateDer::from(der.clone()))
-            .map_err(|e| format!("TLS root certificate: {e}"))?;
+impl TlsSettings {
+    /// The configuration to use: the one given, or the web PKI roots plus the extra
+    /// roots with the ring provider. Fails on a root certificate that does not parse.
+    pub fn into_config(self) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+        if let Some(config) = self.config {
+            return Ok(config);
+        }
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for der in self.extra_roots {
+            roots
+                .add(rustls::pki_types::CertificateDer::from(der))
+                .map_err(|e| format!("TLS root certificate: {e}"))?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(std::sync::Arc::new(config))
     }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS configuration: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
-impl TlsConnector {
-    /// `stream` as is for `ws://`, or wrapped in TLS with `host` for `wss://` (the TLS
-    /// handshake runs with the WebSocket handshake, under the same timeouts).
-    pub(crate) fn wrap(
-        &self,
-        stream: TcpStream,
-        tls: bool,
-        host: &str,
-    ) -> Result<MaybeTls, String> {
-        if !tls {
-            return Ok(MaybeTls::Plain(stream));
-        }
-        #[cfg(feature = "rustls")]
-        {
-            let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-                .map_err(|e| format!("TLS server name {host:?}: {e}"))?;
-            let conn = rustls::ClientConnection::new(std::sync::Arc::clone(&self.config), name)
-                .map_err(|e| format!("TLS setup for {host}: {e}"))?;
-            Ok(MaybeTls::Tls(Box::new(rustls::StreamOwned::new(
-                conn, stream,
-            ))))
-        }
-        #[cfg(not(feature = "rustls"))]
-        {
-            Err(format!(
-                "wss://{host} needs TLS: enable the `rustls` feature of heartline-blocking"
-            ))
-        }
+/// The server name to check the certificate against.
+#[cfg(feature = "rustls")]
+pub fn server_name(host: &str) -> Result<rustls::pki_types::ServerName<'static>, String> {
+    rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("TLS server name {host:?}: {e}"))
+}
+
+/// What a `wss://` URL says without the `rustls` feature.
+pub fn tls_unavailable(host: &str, krate: &str) -> String {
+    format!("wss://{host} needs TLS: enable the `rustls` feature of {krate}")
+}
+
+/// `stream` as is for `ws://`, or wrapped in TLS for `wss://` (the TLS handshake runs
+/// with the WebSocket handshake, under the same timeouts).
+pub(crate) fn wrap(
+    stream: TcpStream,
+    endpoint: &Endpoint,
+    prepared: &Prepared,
+) -> Result<MaybeTls, String> {
+    if !endpoint.tls {
+        return Ok(MaybeTls::Plain(stream));
+    }
+    #[cfg(feature = "rustls")]
+    {
+        let name = server_name(&endpoint.host)?;
+        let conn = rustls::ClientConnection::new(std::sync::Arc::clone(&prepared.tls), name)
+            .map_err(|e| format!("TLS setup for {}: {e}", endpoint.host))?;
+        Ok(MaybeTls::Tls(Box::new(rustls::StreamOwned::new(
+            conn, stream,
+        ))))
+    }
+    #[cfg(not(feature = "rustls"))]
+    {
+        let _ = prepared;
+        Err(tls_unavailable(&endpoint.host, "heartline-blocking"))
     }
 }

@@ -1,0 +1,761 @@
+//! What the blocking and the async client share: the handle, the events, the attempt
+//! target, the builder's options, and the translation between the core's actions and
+//! events and tungstenite's messages. Both adapters use tungstenite 0.30's types, so
+//! this code is written once, here; `heartline-async` uses it through this module.
+//!
+//! Only the items re-exported at the crate root are meant for applications; the rest
+//! is support for the drivers, public so the async adapter can use it.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use heartline_core::{
+    close_code, Action, Client, ClientConfig, CloseError, ConfigError, ConnId, ConnectError,
+    Disposition, Event, Frame, HeartbeatKind, Message, Notice, ReadyState, SendError,
+};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::{HeaderName, HeaderValue, Request, Response};
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::{Bytes, Utf8Bytes};
+
+/// Default read buffer: 4 KiB.
+///
+/// tungstenite's own default is 128 KiB, zero-filled on every read: an idle connection
+/// would cost ~139 KB of memory. 4 KiB holds a typical message in one read; larger ones
+/// take several reads.
+pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 * 1024;
+
+/// Default write buffer threshold: 4 KiB. The drivers flush after every message, so
+/// this only bounds how much tungstenite gathers before writing within one message.
+pub const DEFAULT_WRITE_BUFFER_SIZE: usize = 4 * 1024;
+
+/// Default largest inbound message: 16 MiB (tungstenite's is 64 MiB). Generous for a
+/// WebSocket application, small enough that a hostile peer cannot exhaust memory fast.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
+
+/// Default write timeout: 5 s. A write that cannot finish in 5 s means the peer stopped
+/// reading; the connection is then dropped as broken (and the core reconnects).
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An error a connect callback may return.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where one connection attempt goes: the URL and extra request headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectTarget {
+    /// A `ws://` or `wss://` URL.
+    pub url: String,
+    /// Extra request headers (`Authorization`, `Cookie`, ...), in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ConnectTarget {
+    /// A target with no extra headers.
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectTarget {
+            url: url.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a request header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The handshake request and where to connect, or why they cannot be formed.
+    pub fn resolve(&self) -> Result<(Request<()>, Endpoint), String> {
+        let mut request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| format!("bad URL {:?}: {e}", self.url))?;
+        for (name, value) in &self.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("bad header name {name:?}"))?;
+            let value =
+                HeaderValue::from_str(value).map_err(|_| format!("bad value for header {name}"))?;
+            request.headers_mut().append(name, value);
+        }
+        let uri = request.uri();
+        let tls = match uri.scheme_str() {
+            Some("wss") => true,
+            Some("ws") => false,
+            _ => return Err(format!("not a ws:// or wss:// URL: {uri}")),
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| format!("no host in {uri}"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        Ok((request, Endpoint { host, port, tls }))
+    }
+}
+
+/// Where a connection attempt connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Whether the URL is `wss://`.
+    pub tls: bool,
+}
+
+/// A per-attempt callback: attempt number in, target out.
+pub type TargetFn = dyn Fn(u32) -> Result<ConnectTarget, BoxError> + Send + Sync;
+
+/// The client could not be built or started.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The configuration makes no sense.
+    Config(ConfigError),
+    /// The URL, a header or the TLS setup cannot form a WebSocket request.
+    Request(String),
+    /// The driver thread could not be started (blocking client).
+    Spawn(io::Error),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Config(e) => e.fmt(f),
+            BuildError::Request(e) => f.write_str(e),
+            BuildError::Spawn(e) => write!(f, "cannot start the client thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// The options every client builder gathers.
+pub struct Options {
+    /// The target when no callback is set.
+    pub target: ConnectTarget,
+    /// The core's configuration.
+    pub config: ClientConfig,
+    /// The jitter seed; random when `None`.
+    pub seed: Option<u64>,
+    /// tungstenite's configuration.
+    pub ws_config: WebSocketConfig,
+    /// The per-attempt callback.
+    pub on_connect: Option<Arc<TargetFn>>,
+    /// Longest time one write may block.
+    pub write_timeout: Duration,
+    /// TLS choices.
+    pub tls: crate::tls::TlsSettings,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("target", &self.target)
+            .field("config", &self.config)
+            .field("seed", &self.seed)
+            .field("ws_config", &self.ws_config)
+            .field("on_connect", &self.on_connect.is_some())
+            .field("write_timeout", &self.write_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    /// The defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Options {
+            target: ConnectTarget::new(url),
+            config: ClientConfig::default(),
+            seed: None,
+            ws_config: WebSocketConfig::default()
+                .read_buffer_size(DEFAULT_READ_BUFFER_SIZE)
+                .write_buffer_size(DEFAULT_WRITE_BUFFER_SIZE)
+                .max_message_size(Some(DEFAULT_MAX_MESSAGE_SIZE)),
+            on_connect: None,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            tls: crate::tls::TlsSettings::default(),
+        }
+    }
+
+    /// Checks the options and builds the core and the handle: what a driver starts
+    /// from. `wake` is called after a handle changed the core.
+    pub fn prepare(
+        self,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> Result<(ClientHandle, Prepared), BuildError> {
+        if self.on_connect.is_none() {
+            self.target.resolve().map_err(BuildError::Request)?;
+        }
+        let heartbeat = match &self.config.heartbeat.kind {
+            HeartbeatKind::App(app) => Some(to_ws_message(app.message.clone())),
+            _ => None,
+        };
+        #[cfg(feature = "rustls")]
+        let tls = self.tls.into_config().map_err(BuildError::Request)?;
+        let seed = self.seed.unwrap_or_else(random_seed);
+        let core = Client::new(self.config, seed, Instant::now()).map_err(BuildError::Config)?;
+        let shared = Arc::new(SharedCore {
+            core: Mutex::new(core),
+            wake: Box::new(wake),
+            handles: AtomicUsize::new(1),
+        });
+        let prepared = Prepared {
+            core: Arc::clone(&shared),
+            target: self.target,
+            on_connect: self.on_connect,
+            ws_config: self.ws_config,
+            write_timeout: self.write_timeout,
+            heartbeat,
+            #[cfg(feature = "rustls")]
+            tls,
+        };
+        Ok((ClientHandle { shared }, prepared))
+    }
+}
+
+/// What a driver needs, checked and converted once.
+pub struct Prepared {
+    /// The core, shared with the handles.
+    pub core: Arc<SharedCore>,
+    /// The target when no callback is set.
+    pub target: ConnectTarget,
+    /// The per-attempt callback.
+    pub on_connect: Option<Arc<TargetFn>>,
+    /// tungstenite's configuration.
+    pub ws_config: WebSocketConfig,
+    /// Longest time one write may block.
+    pub write_timeout: Duration,
+    /// The application heartbeat message, converted once.
+    pub heartbeat: Option<tungstenite::Message>,
+    /// The TLS configuration for `wss://`.
+    #[cfg(feature = "rustls")]
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("target", &self.target)
+            .field("ws_config", &self.ws_config)
+            .field("write_timeout", &self.write_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// The request and endpoint for attempt `number` (asking the callback, if any).
+    pub fn target(&self, number: u32) -> Result<(Request<()>, Endpoint), AttemptError> {
+        let target = match &self.on_connect {
+            Some(f) => f(number).map_err(|e| AttemptError::Io(format!("connect callback: {e}")))?,
+            None => self.target.clone(),
+        };
+        target.resolve().map_err(AttemptError::Io)
+    }
+
+    /// What to do for one of the core's actions, with messages converted for
+    /// tungstenite.
+    pub fn step(&self, action: Action) -> Step {
+        let (conn, message) = match action {
+            Action::Connect {
+                conn,
+                attempt,
+                timeout,
+            } => {
+                return Step::Connect {
+                    conn,
+                    attempt,
+                    timeout,
+                }
+            }
+            Action::Abort { conn } => return Step::Abort { conn },
+            Action::SendPing { conn, payload } => (
+                conn,
+                tungstenite::Message::Ping(Bytes::copy_from_slice(payload.as_bytes())),
+            ),
+            Action::SendHeartbeat { conn } => match &self.heartbeat {
+                Some(m) => (conn, m.clone()),
+                None => return Step::Nothing,
+            },
+            Action::Send { conn, message } => (conn, to_ws_message(message)),
+            Action::Close { conn, code, reason } => (
+                conn,
+                tungstenite::Message::Close(Some(CloseFrame {
+                    code: code.into(),
+                    reason: reason.into(),
+                })),
+            ),
+        };
+        Step::Write { conn, message }
+    }
+}
+
+/// An action, ready for a driver to execute.
+#[derive(Debug)]
+pub enum Step {
+    /// Start a connection attempt.
+    Connect {
+        /// The new connection.
+        conn: ConnId,
+        /// Reconnect attempt number (0 for the first connection).
+        attempt: u32,
+        /// The connect timeout.
+        timeout: Duration,
+    },
+    /// Drop the connection.
+    Abort {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Write and flush this message.
+    Write {
+        /// The connection.
+        conn: ConnId,
+        /// The message.
+        message: tungstenite::Message,
+    },
+    /// Nothing to do.
+    Nothing,
+}
+
+/// A seed for the reconnect jitter that differs between clients and runs.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}
+
+/// `String` and `Vec<u8>` become `Utf8Bytes` / `Bytes` without a copy.
+pub fn to_ws_message(message: Message) -> tungstenite::Message {
+    match message {
+        Message::Text(t) => tungstenite::Message::Text(t.into()),
+        Message::Binary(b) => tungstenite::Message::Binary(b.into()),
+    }
+}
+
+/// The core, shared by the handles and the driver.
+pub struct SharedCore {
+    core: Mutex<Client>,
+    /// Tells the driver a handle changed the core.
+    wake: Box<dyn Fn() + Send + Sync>,
+    /// Live handles; when the last goes, the client closes.
+    handles: AtomicUsize,
+}
+
+impl fmt::Debug for SharedCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedCore")
+            .field("core", &self.core)
+            .field("handles", &self.handles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedCore {
+    /// Locks the core. Never held across IO or an `await`.
+    pub fn lock(&self) -> MutexGuard<'_, Client> {
+        // The core stays consistent even if a panic interrupted a caller: every method
+        // leaves it valid, so a poisoned lock is still usable.
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Feeds an inbound message to the core; the notices it caused go to `notify`
+    /// first, then the message itself if it is the application's.
+    pub fn feed(
+        &self,
+        conn: ConnId,
+        message: tungstenite::Message,
+        mut notify: impl FnMut(ClientEvent),
+    ) {
+        let mut core = self.lock();
+        let frame = match &message {
+            tungstenite::Message::Text(t) => Frame::Text(t.as_str()),
+            tungstenite::Message::Binary(b) => Frame::Binary(b),
+            tungstenite::Message::Ping(p) => Frame::Ping(p),
+            tungstenite::Message::Pong(p) => Frame::Pong(p),
+            tungstenite::Message::Close(c) => {
+                Frame::Close(c.as_ref().map(|c| (u16::from(c.code), c.reason.as_str())))
+            }
+            // tungstenite never returns raw frames from a read.
+            tungstenite::Message::Frame(_) => return,
+        };
+        let disposition = core.handle_event(Instant::now(), Event::Frame(conn, frame));
+        drain(&mut core, &mut notify);
+        drop(core);
+        if disposition == Disposition::Deliver {
+            match message {
+                tungstenite::Message::Text(t) => notify(ClientEvent::Text(t)),
+                tungstenite::Message::Binary(b) => notify(ClientEvent::Binary(b)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Feeds a non-frame event (connected, failed, disconnected); returns the core's
+    /// answer, after passing on the notices it caused.
+    pub fn event(&self, event: Event<'_>, notify: impl FnMut(ClientEvent)) -> Disposition {
+        let mut core = self.lock();
+        let disposition = core.handle_event(Instant::now(), event);
+        drain(&mut core, notify);
+        disposition
+    }
+
+    /// The next action, after passing on pending notices.
+    pub fn next_action(&self, notify: impl FnMut(ClientEvent)) -> Option<Action> {
+        let mut core = self.lock();
+        drain(&mut core, notify);
+        core.poll_action()
+    }
+}
+
+fn drain(core: &mut Client, mut notify: impl FnMut(ClientEvent)) {
+    while let Some(notice) = core.poll_notice() {
+        notify(ClientEvent::Notice(notice));
+    }
+}
+
+/// Sends, closes and inspects the client from any thread or task. Cheap to clone.
+///
+/// When the last handle is dropped the client closes (code 1000) and the events end
+/// once the close completes.
+#[derive(Debug)]
+pub struct ClientHandle {
+    shared: Arc<SharedCore>,
+}
+
+impl Clone for ClientHandle {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        ClientHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for ClientHandle {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _ = self
+                .shared
+                .lock()
+                .close(Instant::now(), close_code::NORMAL, "");
+            (self.shared.wake)();
+        }
+    }
+}
+
+impl ClientHandle {
+    /// Sends a message: at once if the connection is open, otherwise queued (within the
+    /// configured bounds) until it opens. A message that cannot be taken comes back in
+    /// the error. (The blocking driver picks it up within its command latency.)
+    pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        let result = self.shared.lock().send(Instant::now(), message.into());
+        if result.is_ok() {
+            (self.shared.wake)();
+        }
+        result
+    }
+
+    /// Sends a text message (see [`ClientHandle::send`]).
+    pub fn send_text(&self, text: impl Into<String>) -> Result<(), SendError> {
+        self.send(Message::Text(text.into()))
+    }
+
+    /// Sends a binary message (see [`ClientHandle::send`]).
+    pub fn send_binary(&self, data: impl Into<Vec<u8>>) -> Result<(), SendError> {
+        self.send(Message::Binary(data.into()))
+    }
+
+    /// Closes for good with `code` and `reason`: no reconnect afterwards. The events end
+    /// once the close handshake completes (or times out).
+    pub fn close(&self, code: u16, reason: &str) -> Result<(), CloseError> {
+        let result = self.shared.lock().close(Instant::now(), code, reason);
+        (self.shared.wake)();
+        result
+    }
+
+    /// Reconnects at once: skips a pending backoff wait, or closes and reopens an open
+    /// connection, or starts over after the client gave up.
+    pub fn reconnect_now(&self) {
+        self.shared.lock().reconnect_now(Instant::now());
+        (self.shared.wake)();
+    }
+
+    /// The browser-like ready state.
+    pub fn state(&self) -> ReadyState {
+        self.shared.lock().state()
+    }
+
+    /// Payload bytes accepted by [`ClientHandle::send`] and not yet handed to the
+    /// socket, like the browser's `bufferedAmount`.
+    pub fn buffered_amount(&self) -> usize {
+        self.shared.lock().buffered_amount()
+    }
+
+    /// The last measured heartbeat round-trip time.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.shared.lock().rtt()
+    }
+}
+
+/// What the application hears from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// A lifecycle notice from the core (open, closed, heartbeat missed, reconnect
+    /// scheduled, gave up, ...).
+    Notice(Notice),
+    /// A text message from the server (heartbeat replies are not delivered).
+    Text(Utf8Bytes),
+    /// A binary message from the server.
+    Binary(Bytes),
+}
+
+/// Why an attempt failed, owned (the core takes a borrowed [`ConnectError`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptError {
+    /// The server answered the upgrade with this status.
+    Http {
+        /// The status.
+        status: u16,
+        /// The `Retry-After` delay, if sent in seconds.
+        retry_after: Option<Duration>,
+    },
+    /// Anything else, described.
+    Io(String),
+}
+
+impl AttemptError {
+    /// As the core's event takes it.
+    pub fn as_error(&self) -> ConnectError<'_> {
+        match self {
+            AttemptError::Http {
+                status,
+                retry_after,
+            } => ConnectError::Http {
+                status: *status,
+                retry_after: *retry_after,
+            },
+            AttemptError::Io(e) => ConnectError::Io(e),
+        }
+    }
+}
+
+impl From<tungstenite::Error> for AttemptError {
+    fn from(e: tungstenite::Error) -> Self {
+        match e {
+            tungstenite::Error::Http(response) => AttemptError::Http {
+                status: response.status().as_u16(),
+                retry_after: retry_after(&response),
+            },
+            other => AttemptError::Io(other.to_string()),
+        }
+    }
+}
+
+/// The `Retry-After` header in its delay-seconds form (an HTTP date is ignored: the
+/// core's own backoff applies then).
+fn retry_after<T>(response: &Response<T>) -> Option<Duration> {
+    let value = response.headers().get("retry-after")?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The builder methods both clients share, generated into each `ClientBuilder` (which
+/// holds an [`Options`] in a field named `options`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __client_builder_options {
+    () => {
+        /// The heartbeat, reconnect, queue and timeout configuration.
+        pub fn config(mut self, config: $crate::ClientConfig) -> Self {
+            self.options.config = config;
+            self
+        }
+
+        /// Seeds the reconnect jitter, for reproducible runs. Default: a random seed.
+        pub fn seed(mut self, seed: u64) -> Self {
+            self.options.seed = Some(seed);
+            self
+        }
+
+        /// Adds a request header sent on every attempt (unless `on_connect` supplies
+        /// the headers).
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.options.target = self.options.target.header(name, value);
+            self
+        }
+
+        /// Read buffer size. Default `DEFAULT_READ_BUFFER_SIZE` (4 KiB).
+        pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+            self.options.ws_config = self.options.ws_config.read_buffer_size(bytes);
+            self
+        }
+
+        /// Write buffer threshold. Default `DEFAULT_WRITE_BUFFER_SIZE` (4 KiB).
+        pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+            self.options.ws_config = self.options.ws_config.write_buffer_size(bytes);
+            self
+        }
+
+        /// Largest inbound message; `None` for no limit. Default
+        /// `DEFAULT_MAX_MESSAGE_SIZE` (16 MiB).
+        pub fn max_message_size(mut self, bytes: Option<usize>) -> Self {
+            self.options.ws_config = self.options.ws_config.max_message_size(bytes);
+            self
+        }
+
+        /// Replaces the whole tungstenite configuration (buffer sizes, limits).
+        pub fn websocket_config(mut self, config: $crate::WebSocketConfig) -> Self {
+            self.options.ws_config = config;
+            self
+        }
+
+        /// How long one write may block before the connection counts as broken (the
+        /// peer stopped reading). Default `DEFAULT_WRITE_TIMEOUT` (5 s); at least 1 ms.
+        pub fn write_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.write_timeout = timeout.max(std::time::Duration::from_millis(1));
+            self
+        }
+
+        /// Calls `f(attempt)` before every connection attempt (0 for the first, `n` for
+        /// the n-th reconnect in a row) for the URL and headers to use, for example a
+        /// fresh auth token. An error fails that attempt like a connection error (the
+        /// core then backs off and retries).
+        pub fn on_connect<F>(mut self, f: F) -> Self
+        where
+            F: Fn(u32) -> Result<$crate::ConnectTarget, $crate::BoxError> + Send + Sync + 'static,
+        {
+            self.options.on_connect = Some(std::sync::Arc::new(f));
+            self
+        }
+
+        /// Trusts `der` (a DER-encoded certificate) as a root for `wss://`, on top of
+        /// the built-in web roots: for a server with a self-signed or private-CA
+        /// certificate.
+        #[cfg(feature = "rustls")]
+        pub fn tls_root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
+            self.options.tls.extra_roots.push(der.into());
+            self
+        }
+
+        /// Uses this rustls configuration for `wss://` instead of the default (web
+        /// roots plus any `tls_root_certificate`).
+        #[cfg(feature = "rustls")]
+        pub fn tls_config(mut self, config: std::sync::Arc<$crate::rustls::ClientConfig>) -> Self {
+            self.options.tls.config = Some(config);
+            self
+        }
+    };
+}
+
+// Handles are shared across threads and tasks.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ClientHandle>();
+    send_sync::<ClientEvent>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http_error(status: u16, retry_after: Option<&str>) -> AttemptError {
+        let mut response = Response::builder().status(status);
+        if let Some(value) = retry_after {
+            response = response.header("Retry-After", value);
+        }
+        let response = response.body(None).unwrap();
+        AttemptError::from(tungstenite::Error::Http(Box::new(response)))
+    }
+
+    #[test]
+    fn a_non_101_answer_keeps_its_status_and_retry_after_seconds() {
+        assert_eq!(
+            http_error(503, Some(" 7 ")),
+            AttemptError::Http {
+                status: 503,
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        // The HTTP-date form and nonsense are ignored: the core's backoff applies.
+        for value in ["Wed, 21 Oct 2015 07:28:00 GMT", "-1", "soon"] {
+            assert_eq!(
+                http_error(429, Some(value)),
+                AttemptError::Http {
+                    status: 429,
+                    retry_after: None
+                }
+            );
+        }
+        assert_eq!(
+            http_error(401, None),
+            AttemptError::Http {
+                status: 401,
+                retry_after: None
+            }
+        );
+    }
+
+    #[test]
+    fn other_failures_are_io_errors_with_a_description() {
+        let e = AttemptError::from(tungstenite::Error::ConnectionClosed);
+        assert!(
+            matches!(e, AttemptError::Io(ref s) if !s.is_empty()),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_target_names_host_port_and_scheme() {
+        let (request, endpoint) = ConnectTarget::new("wss://[::1]/chat")
+            .header("Authorization", "Bearer x")
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            endpoint,
+            Endpoint {
+                host: "::1".into(),
+                port: 443,
+                tls: true
+            }
+        );
+        assert_eq!(request.headers()["authorization"], "Bearer x");
+        let (_, endpoint) = ConnectTarget::new("ws://example.com:8080/")
+            .resolve()
+            .unwrap();
+        assert_eq!((endpoint.port, endpoint.tls), (8080, false));
+    }
+
+    #[test]
+    fn a_bad_target_is_an_error_not_a_panic() {
+        for url in ["http://example.com/", "not a url", "ws://"] {
+            assert!(ConnectTarget::new(url).resolve().is_err(), "{url}");
+        }
+        let bad_header = ConnectTarget::new("ws://example.com/").header("Bad Name", "v");
+        assert!(bad_header.resolve().is_err());
+        let bad_value = ConnectTarget::new("ws://example.com/").header("X", "a\nb");
+        assert!(bad_value.resolve().is_err());
+    }
+
+    #[test]
+    fn building_rejects_a_bad_url_and_a_bad_configuration() {
+        let err = Options::new("http://example.com/")
+            .prepare(|| {})
+            .unwrap_err();
+        assert!(matches!(err, BuildError::Request(_)), "{err:?}");
+        let mut options = Options::new("ws://example.com/");
+        options.config.heartbeat.interval = Duration::ZERO;
+        let err = options.prepare(|| {}).unwrap_err();
+        assert!(matches!(err, BuildError::Config(_)), "{err:?}");
+    }
+}
