@@ -15,6 +15,7 @@ use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use heartline_blocking::{ClientEvent, ClientHandle};
 use heartline_core::{close_code, Notice, SendError};
 use heartline_examples::args::{self, ClientArgs, Command, Runtime, USAGE};
 use heartline_examples::events::{binary_json, notice_json, text_json};
@@ -95,6 +96,15 @@ impl Out {
         let _ = stdout.flush();
     }
 
+    /// Prints an event of either adapter (they share the event and handle types).
+    fn event(&self, event: ClientEvent) {
+        match event {
+            ClientEvent::Notice(notice) => self.notice(&notice),
+            ClientEvent::Text(text) => self.text(text.as_str()),
+            ClientEvent::Binary(data) => self.binary(data.len()),
+        }
+    }
+
     fn notice(&self, notice: &Notice) {
         if matches!(notice, Notice::GaveUp { .. }) {
             self.gave_up.set(true);
@@ -121,34 +131,9 @@ impl Out {
     }
 }
 
-/// What the stdin reader needs from either adapter's client handle.
-trait Handle: Send + 'static {
-    fn send_line(&self, line: String) -> Result<(), SendError>;
-    fn close_normally(&self);
-}
-
-impl Handle for heartline_async::ClientHandle {
-    fn send_line(&self, line: String) -> Result<(), SendError> {
-        self.send_text(line)
-    }
-    fn close_normally(&self) {
-        // NORMAL with an empty reason is always a valid close.
-        let _ = self.close(close_code::NORMAL, "");
-    }
-}
-
-impl Handle for heartline_blocking::ClientHandle {
-    fn send_line(&self, line: String) -> Result<(), SendError> {
-        self.send_text(line)
-    }
-    fn close_normally(&self) {
-        let _ = self.close(close_code::NORMAL, "");
-    }
-}
-
 /// Reads stdin on its own thread: each line is sent; at EOF the client closes.
 /// Lines that are not UTF-8 are sent with replacement characters rather than lost.
-fn spawn_stdin_reader(handle: impl Handle, out_start: Instant) {
+fn spawn_stdin_reader(handle: ClientHandle, out_start: Instant) {
     let out = Out::new(out_start);
     let spawned = std::thread::Builder::new()
         .name("stdin".into())
@@ -168,11 +153,12 @@ fn spawn_stdin_reader(handle: impl Handle, out_start: Instant) {
                     }
                 }
                 let line = String::from_utf8_lossy(&buf).into_owned();
-                if let Err(e) = handle.send_line(line) {
+                if let Err(e) = handle.send_text(line) {
                     out.send_failed(&e);
                 }
             }
-            handle.close_normally();
+            // NORMAL with an empty reason is always a valid close.
+            let _ = handle.close(close_code::NORMAL, "");
         });
     if let Err(e) = spawned {
         eprintln!("client: cannot read stdin: {e}");
@@ -193,17 +179,6 @@ macro_rules! builder {
     }};
 }
 
-/// Prints one of either adapter's events (same variants, two types).
-macro_rules! show {
-    ($out:expr, $event:expr, $kind:ident) => {
-        match $event {
-            $kind::Notice(notice) => $out.notice(&notice),
-            $kind::Text(text) => $out.text(text.as_str()),
-            $kind::Binary(data) => $out.binary(data.len()),
-        }
-    };
-}
-
 /// Which executor the async client's driver runs on.
 #[derive(Clone, Copy)]
 enum Spawn {
@@ -217,7 +192,7 @@ async fn run_async(
     out: &Out,
     spawn: Spawn,
 ) -> Result<Ending, String> {
-    use heartline_async::{ClientBuilder, ClientEvent};
+    use heartline_async::ClientBuilder;
 
     let builder = builder!(ClientBuilder, args, config);
     let connected = match spawn {
@@ -227,7 +202,7 @@ async fn run_async(
     let (handle, mut events) = connected.map_err(|e| e.to_string())?;
     spawn_stdin_reader(handle, out.start);
     while let Some(event) = events.recv().await {
-        show!(out, event, ClientEvent);
+        out.event(event);
     }
     Ok(out.ending())
 }
@@ -237,13 +212,13 @@ fn run_blocking(
     config: heartline_core::ClientConfig,
     out: &Out,
 ) -> Result<Ending, String> {
-    use heartline_blocking::{ClientBuilder, ClientEvent};
+    use heartline_blocking::ClientBuilder;
 
     let builder = builder!(ClientBuilder, args, config);
     let (handle, events) = builder.connect().map_err(|e| e.to_string())?;
     spawn_stdin_reader(handle, out.start);
     for event in events {
-        show!(out, event, ClientEvent);
+        out.event(event);
     }
     Ok(out.ending())
 }
