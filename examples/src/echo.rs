@@ -10,6 +10,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -84,14 +85,21 @@ impl EchoServer {
         let thread = std::thread::Builder::new()
             .name(format!("echo-server-{}", addr.port()))
             .spawn(move || {
-                let ex = LocalExecutor::new();
+                let ex = Rc::new(LocalExecutor::new());
+                // The accept loop is a task of its own: the future given to `run` is
+                // polled whenever any task wakes, and an accept there would cost a
+                // syscall per echo. It holds the executor weakly, so dropping `ex`
+                // below still drops every task.
+                ex.spawn(accept_loop(
+                    Rc::downgrade(&ex),
+                    listener,
+                    thread_frozen,
+                    observer,
+                ))
+                .detach();
+                // Ends on `stop` or when every sender is gone.
                 smol::block_on(ex.run(async {
-                    let accept = accept_loop(&ex, listener, thread_frozen, observer);
-                    // Ends on `stop` or when every sender is gone.
-                    let stop = async {
-                        let _ = stopped.recv().await;
-                    };
-                    futures_lite::future::or(accept, stop).await;
+                    let _ = stopped.recv().await;
                 }));
                 // Dropping the executor here cancels every connection task, which
                 // drops (closes) their sockets without a Close frame.
@@ -149,7 +157,7 @@ pub fn server_config() -> WebSocketConfig {
 }
 
 async fn accept_loop(
-    ex: &LocalExecutor<'_>,
+    ex: Weak<LocalExecutor<'static>>,
     listener: TcpListener,
     frozen: Arc<AtomicBool>,
     observer: Option<Observer>,
@@ -168,7 +176,10 @@ async fn accept_loop(
             inner: stream,
             frozen: Arc::clone(&frozen),
         };
-        ex.spawn(serve(stream, peer, observer.clone())).detach();
+        let Some(executor) = ex.upgrade() else { return };
+        executor
+            .spawn(serve(stream, peer, observer.clone()))
+            .detach();
     }
 }
 
