@@ -19,7 +19,8 @@ use std::thread::JoinHandle;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::tungstenite::Message;
 use futures_lite::io::{AsyncRead, AsyncWrite};
-use futures_lite::StreamExt;
+use futures_lite::{future, StreamExt};
+use futures_util::SinkExt;
 use smol::channel::{self, Sender};
 use smol::net::{TcpListener, TcpStream};
 use smol::LocalExecutor;
@@ -146,14 +147,15 @@ impl Drop for EchoServer {
     }
 }
 
-/// The echo server's WebSocket configuration: small buffers, as heartline's adapters
-/// use, so the server is not the bottleneck of a throughput benchmark (tungstenite
-/// zero-fills its whole read buffer on every read; its 128 KiB default costs more than
-/// the echo itself).
+/// The echo server's WebSocket configuration: a small read buffer, as heartline's
+/// adapters use, so the server is not the bottleneck of a throughput benchmark
+/// (tungstenite zero-fills its whole read buffer on every read; its 128 KiB default
+/// costs more than the echo itself), and a write buffer that gathers a burst of echoes
+/// into one write.
 pub fn server_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(8 * 1024)
 }
 
 async fn accept_loop(
@@ -195,22 +197,38 @@ async fn serve(stream: Freezable, peer: SocketAddr, observer: Option<Observer>) 
         return;
     };
     notify(ServerEvent::Accepted(peer));
-    while let Some(next) = ws.next().await {
-        let message = match next {
-            Ok(m) => m,
-            Err(_) => break,
-        };
-        let event = match &message {
-            Message::Text(t) => ServerEvent::Echoed(t.as_str().to_owned()),
-            Message::Binary(b) => ServerEvent::EchoedBinary(b.len()),
-            // Pings are answered by tungstenite on the next read; Close is answered
-            // by tungstenite and the stream then ends.
-            _ => continue,
-        };
-        if ws.send(message).await.is_err() {
+    // Echo every message already received, then flush once: one write for a burst,
+    // as a server built for throughput does.
+    'connection: while let Some(Ok(first)) = ws.next().await {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            let event = observer.as_ref().and_then(|_| match &message {
+                Message::Text(t) => Some(ServerEvent::Echoed(t.as_str().to_owned())),
+                Message::Binary(b) => Some(ServerEvent::EchoedBinary(b.len())),
+                _ => None,
+            });
+            // Pings are answered by tungstenite on the next read or flush; Close is
+            // answered by tungstenite and the stream then ends.
+            if matches!(message, Message::Text(_) | Message::Binary(_))
+                && ws.feed(message).await.is_err()
+            {
+                break 'connection;
+            }
+            if let Some(event) = event {
+                notify(event);
+            }
+            match future::poll_once(ws.next()).await {
+                Some(Some(Ok(more))) => next = Some(more),
+                Some(Some(Err(_)) | None) => {
+                    let _ = ws.flush().await;
+                    break 'connection;
+                }
+                None => {}
+            }
+        }
+        if ws.flush().await.is_err() {
             break;
         }
-        notify(event);
     }
     notify(ServerEvent::Disconnected(peer));
 }
