@@ -48,6 +48,22 @@ fn argument_errors_exit_with_status_2_and_say_why() {
 }
 
 #[test]
+fn non_utf8_arguments_are_an_error_not_a_panic() {
+    use std::os::unix::ffi::OsStringExt;
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_client"))
+        .arg("ws://127.0.0.1:1/")
+        .arg("--header")
+        .arg(std::ffi::OsString::from_vec(b"X-Bad: \xff".to_vec()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the client example");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("UTF-8"), "{stderr}");
+}
+
+#[test]
 fn help_prints_usage_and_succeeds() {
     let (status, stdout, _) = run_client(&["--help"]);
     assert!(status.success());

@@ -22,10 +22,17 @@ use heartline_examples::events::{binary_json, notice_json, text_json};
 use heartline_examples::json::Obj;
 
 fn main() -> ExitCode {
-    let args = match args::parse(std::env::args().skip(1)) {
+    let Ok(raw) = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return usage_error("arguments must be valid UTF-8");
+    };
+    let args = match args::parse(raw) {
         Ok(Command::Run(args)) => args,
         Ok(Command::Help) => {
-            print!("{USAGE}");
+            let _ = io::stdout().write_all(USAGE.as_bytes());
             return ExitCode::SUCCESS;
         }
         Err(e) => return usage_error(&e.to_string()),

@@ -18,6 +18,7 @@
 //! Everything is printed as a timeline. The program ends by itself and exits 0 when
 //! every step behaved as described, 1 otherwise.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -38,7 +39,8 @@ struct Timeline {
 impl Timeline {
     fn say(&self, who: &str, what: &str) {
         let t = self.start.elapsed().as_secs_f64();
-        println!("[{t:7.3}s] {who:<6} {what}");
+        // A closed stdout (`demo | head`) is no reason to stop the demo or panic.
+        let _ = writeln!(std::io::stdout(), "[{t:7.3}s] {who:<6} {what}");
     }
 }
 
