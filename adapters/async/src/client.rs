@@ -271,12 +271,8 @@ impl<C: Connector> Driver<C> {
         let mut armed: Option<Instant> = None;
         loop {
             self.run_actions(&mut link).await;
-            let deadline = {
-                let core = self.core().lock();
-                if core.is_closed() && matches!(link, Link::Idle) {
-                    break;
-                }
-                core.poll_timeout()
+            let Some(deadline) = self.core().next_deadline(matches!(link, Link::Idle)) else {
+                break;
             };
             if let Some(d) = deadline {
                 if d <= Instant::now() {

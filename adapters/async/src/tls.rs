@@ -77,7 +77,7 @@ where
     #[cfg(feature = "rustls")]
     {
         let name = heartline_blocking::tls::server_name(&endpoint.host)?;
-        let connector = futures_rustls::TlsConnector::from(std::sync::Arc::clone(&prepared.tls));
+        let connector = futures_rustls::TlsConnector::from(prepared.tls.config()?);
         let stream = connector
             .connect(name, stream)
             .await

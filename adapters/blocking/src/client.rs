@@ -220,12 +220,8 @@ impl Driver {
             if unflushed {
                 self.flush(&mut link);
             }
-            let deadline = {
-                let core = self.core().lock();
-                if core.is_closed() && link.is_none() {
-                    break;
-                }
-                core.poll_timeout()
+            let Some(deadline) = self.core().next_deadline(link.is_none()) else {
+                break;
             };
             let now = Instant::now();
             let wait = deadline.map_or(Some(Duration::MAX), |d| d.checked_duration_since(now));

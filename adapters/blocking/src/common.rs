@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -197,13 +197,14 @@ impl Options {
             _ => None,
         };
         #[cfg(feature = "rustls")]
-        let tls = self.tls.into_config().map_err(BuildError::Request)?;
+        let tls = self.tls.check().map_err(BuildError::Request)?;
         let seed = self.seed.unwrap_or_else(random_seed);
         let core = Client::new(self.config, seed, Instant::now()).map_err(BuildError::Config)?;
         let shared = Arc::new(SharedCore {
             core: Mutex::new(core),
             wake: Box::new(wake),
             handles: AtomicUsize::new(1),
+            finished: AtomicBool::new(false),
         });
         let prepared = Prepared {
             core: Arc::clone(&shared),
@@ -235,7 +236,7 @@ pub struct Prepared {
     pub heartbeat: Option<tungstenite::Message>,
     /// The TLS configuration for `wss://`.
     #[cfg(feature = "rustls")]
-    pub tls: Arc<rustls::ClientConfig>,
+    pub tls: crate::tls::TlsSource,
 }
 
 impl fmt::Debug for Prepared {
@@ -351,6 +352,8 @@ pub struct SharedCore {
     wake: Box<dyn Fn() + Send + Sync>,
     /// Live handles; when the last goes, the client closes.
     handles: AtomicUsize,
+    /// The driver has ended (only changed and read with `core` locked).
+    finished: AtomicBool,
 }
 
 impl fmt::Debug for SharedCore {
@@ -368,6 +371,18 @@ impl SharedCore {
         // The core stays consistent even if a panic interrupted a caller: every method
         // leaves it valid, so a poisoned lock is still usable.
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The core's next deadline (`Some(None)`: none), or `None` when the driver is done:
+    /// the client is closed for good and, `idle`, the driver holds no connection. From
+    /// then on [`ClientHandle::reconnect_now`] does nothing: nobody would carry it out.
+    pub fn next_deadline(&self, idle: bool) -> Option<Option<Instant>> {
+        let core = self.lock();
+        if idle && core.is_closed() {
+            self.finished.store(true, Ordering::Relaxed);
+            return None;
+        }
+        Some(core.poll_timeout())
     }
 
     /// Feeds an inbound message to the core; the notices it caused go to `notify`
@@ -486,9 +501,16 @@ impl ClientHandle {
     }
 
     /// Reconnects at once: skips a pending backoff wait, or closes and reopens an open
-    /// connection, or starts over after the client gave up.
+    /// connection. After the client gave up (or was closed) and its events ended, it
+    /// does nothing: build a new client to start over.
     pub fn reconnect_now(&self) {
-        self.shared.lock().reconnect_now(Instant::now());
+        {
+            let mut core = self.shared.lock();
+            if self.shared.finished.load(Ordering::Relaxed) {
+                return;
+            }
+            core.reconnect_now(Instant::now());
+        }
         (self.shared.wake)();
     }
 
@@ -757,5 +779,17 @@ mod tests {
         options.config.heartbeat.interval = Duration::ZERO;
         let err = options.prepare(|| {}).unwrap_err();
         assert!(matches!(err, BuildError::Config(_)), "{err:?}");
+    }
+
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn a_root_certificate_that_does_not_parse_fails_the_build() {
+        let mut options = Options::new("wss://example.com/");
+        options.tls.extra_roots.push(b"not a certificate".to_vec());
+        let err = options.prepare(|| {}).unwrap_err();
+        assert!(
+            matches!(&err, BuildError::Request(e) if e.contains("certificate")),
+            "{err:?}"
+        );
     }
 }

@@ -7,4 +7,4 @@
 #[macro_use]
 mod common;
 
-client_scenario_tests!(common::async_std);
+client_scenario_tests!(common::async_client::async_std);

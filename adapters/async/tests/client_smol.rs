@@ -6,4 +6,4 @@
 #[macro_use]
 mod common;
 
-client_scenario_tests!(common::smol);
+client_scenario_tests!(common::async_client::smol);

@@ -7,7 +7,7 @@
 #[macro_use]
 mod common;
 
-use common::{Setup, Started};
+use common::client_scenarios::{Setup, Started};
 use heartline_blocking::ClientBuilder;
 
 fn start(url: &str, setup: Setup) -> Started {

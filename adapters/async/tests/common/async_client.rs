@@ -1,0 +1,58 @@
+//! The async client as the shared client scenarios drive it: its event stream read
+//! through [`EventSource`], and a [`Start`](super::client_scenarios::Start) for each
+//! runtime. The driver runs on the runtime's own threads, so a scenario may wait on the
+//! test thread.
+
+use std::time::Instant;
+
+use futures_lite::{future, StreamExt};
+use heartline_async::{BuildError, ClientBuilder, ClientEvents, ClientHandle};
+
+use super::client_scenarios::{EventSource, Next, Setup, Started};
+
+/// The async events, read until a deadline.
+struct Events(ClientEvents);
+
+impl EventSource for Events {
+    fn next_before(&mut self, deadline: Instant) -> Next {
+        future::block_on(future::or(
+            async {
+                match self.0.next().await {
+                    Some(event) => Next::Event(event),
+                    None => Next::Ended,
+                }
+            },
+            async {
+                async_io::Timer::at(deadline).await;
+                Next::TimedOut
+            },
+        ))
+    }
+}
+
+/// A [`Start`] on smol.
+pub fn smol(url: &str, setup: Setup) -> Started {
+    start_with(heartline_async::smol::connect, url, setup)
+}
+
+/// A [`Start`] on async-std.
+pub fn async_std(url: &str, setup: Setup) -> Started {
+    start_with(heartline_async::async_std::connect, url, setup)
+}
+
+/// Starts a client with `connect` (a runtime's helper).
+fn start_with(
+    connect: fn(ClientBuilder) -> Result<(ClientHandle, ClientEvents), BuildError>,
+    url: &str,
+    setup: Setup,
+) -> Started {
+    let mut builder = ClientBuilder::new(url).config(setup.config).seed(7);
+    if let Some(f) = setup.on_connect {
+        builder = builder.on_connect(f);
+    }
+    if let Some(der) = setup.tls_root {
+        builder = builder.tls_root_certificate(der);
+    }
+    let (handle, events) = connect(builder).expect("client starts");
+    (handle, Box::new(Events(events)))
+}
