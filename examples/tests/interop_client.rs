@@ -7,7 +7,8 @@
 //! process is killed and the client reports `closed` and `reconnect_scheduled`; the peer
 //! restarts on the same port and the client is `open` again and still echoes.
 //!
-//! The peers are installed by `cd interop && npm ci` and `pip install 'websockets>=13'`.
+//! The peers are installed by `cd interop && npm ci` and
+//! `python3 -m pip install -r interop/requirements.txt`.
 //! Without them a test fails when `CI` is set and is skipped otherwise.
 
 mod common;
@@ -92,7 +93,7 @@ impl Peer {
                     .output()
                     .is_ok_and(|o| o.status.success()),
                 "Python 3 with websockets >= 13",
-                "pip install 'websockets>=13'",
+                "python3 -m pip install -r interop/requirements.txt",
             ),
         };
         if !ok {
