@@ -15,7 +15,8 @@ disconnected) and prints every event as one JSON object per line on stdout.
 EOF on stdin closes the connection normally and exits.
 
 options:
-  --runtime smol|async-std|blocking   which adapter drives the client (default smol)
+  --runtime smol|async-std|blocking   which adapter drives the client (default smol;
+                                      async-std is discontinued upstream, deprecated)
   --ping-interval-ms N                quiet time before a heartbeat (default 20000)
   --pong-timeout-ms N                 wait for the heartbeat reply (default 10000)
   --app-ping TEXT --app-pong TEXT     application heartbeat: send TEXT, expect TEXT back
