@@ -12,7 +12,8 @@ usage: client URL [options]
 
 Connects to URL (ws://...), sends each line of stdin as a text message (queued while
 disconnected) and prints every event as one JSON object per line on stdout.
-EOF on stdin closes the connection normally and exits.
+EOF on stdin closes the connection normally (after queued lines have gone out) and
+exits: 0 once closed, 1 if the client gave up, 2 on bad arguments.
 
 options:
   --runtime smol|async-std|blocking   which adapter drives the client (default smol;

@@ -244,3 +244,29 @@ fn async_std_reports_a_frozen_server() {
 fn blocking_reports_a_frozen_server() {
     reports_a_frozen_server("blocking");
 }
+
+#[test]
+fn piped_input_is_delivered_before_the_close_on_every_runtime() {
+    let server = EchoServer::start("127.0.0.1:0".parse().expect("address")).expect("bind");
+    for runtime in ["smol", "async-std", "blocking"] {
+        // Like `printf 'one\ntwo\n' | client URL`: input ends before the connection opens.
+        let mut client =
+            ClientProc::spawn(&format!("ws://{}/", server.addr()), &["--runtime", runtime]);
+        client.send_line("one");
+        client.send_line("two");
+        client.close_stdin();
+        let status = client.wait_exit();
+        assert!(status.success(), "{runtime}: {status}: {:?}", client.seen);
+        let texts: Vec<_> = client
+            .seen_named("message")
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or("").to_owned())
+            .collect();
+        assert_eq!(texts, ["one", "two"], "{runtime}: {:?}", client.seen);
+        assert!(client.seen_named("dropped").is_empty(), "{runtime}");
+        let closed = client.seen_named("closed");
+        assert_eq!(closed.len(), 1, "{runtime}: {:?}", client.seen);
+        assert_eq!(closed[0]["by"], "local", "{runtime}");
+    }
+    server.kill();
+}

@@ -6,17 +6,19 @@
 //!
 //! Each line of stdin is sent as a text message (queued while disconnected); every event
 //! is printed as one JSON object per line on stdout, with `"event"` and `"t_ms"`
-//! (milliseconds since start). EOF on stdin closes the connection normally; the program
-//! exits 0 once it is closed, 1 if the client gave up, 2 on bad arguments. `--help` lists
-//! the options.
+//! (milliseconds since start). EOF on stdin closes the connection normally, after lines
+//! still queued have gone out; the program exits 0 once it is closed, 1 if the client
+//! gave up, 2 on bad arguments. `--help` lists the options.
 
 use std::cell::Cell;
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use heartline_blocking::{ClientEvent, ClientHandle};
-use heartline_core::{close_code, Notice, SendError};
+use heartline_core::{close_code, Notice, ReadyState, SendError};
 use heartline_examples::args::{self, ClientArgs, Command, Runtime, USAGE};
 use heartline_examples::events::{binary_json, notice_json, text_json};
 use heartline_examples::json::Obj;
@@ -104,9 +106,12 @@ impl Out {
     }
 
     /// Prints an event of either adapter (they share the event and handle types).
-    fn event(&self, event: ClientEvent) {
+    fn event(&self, event: ClientEvent, eof: &Eof) {
         match event {
-            ClientEvent::Notice(notice) => self.notice(&notice),
+            ClientEvent::Notice(notice) => {
+                self.notice(&notice);
+                eof.on_notice(&notice);
+            }
             ClientEvent::Text(text) => self.text(text.as_str()),
             ClientEvent::Binary(data) => self.binary(data.len()),
         }
@@ -138,9 +143,54 @@ impl Out {
     }
 }
 
-/// Reads stdin on its own thread: each line is sent; at EOF the client closes.
-/// Lines that are not UTF-8 are sent with replacement characters rather than lost.
-fn spawn_stdin_reader(handle: ClientHandle, out_start: Instant) {
+/// End of input: close normally, but not before what was typed has gone out.
+///
+/// Lines typed while disconnected wait in the client's queue, and closing a client that
+/// is not open discards its queue. So at EOF with messages queued the close waits for
+/// the next `open` (the queued messages are then ahead of the Close frame); with
+/// nothing queued, or when open, it happens at once. `echo hi | client URL` thus
+/// delivers `hi` and exits.
+#[derive(Clone)]
+struct Eof {
+    seen: Arc<AtomicBool>,
+    handle: ClientHandle,
+}
+
+impl Eof {
+    fn new(handle: ClientHandle) -> Self {
+        Eof {
+            seen: Arc::new(AtomicBool::new(false)),
+            handle,
+        }
+    }
+
+    /// Called by the stdin reader at EOF.
+    fn reached(&self) {
+        // Set before looking at the state: if the connection opens after the look,
+        // the `open` event that follows finds the flag set.
+        self.seen.store(true, Ordering::SeqCst);
+        if self.handle.buffered_amount() == 0 || self.handle.state() == ReadyState::Open {
+            self.close();
+        }
+    }
+
+    /// Called for every notice, in order.
+    fn on_notice(&self, notice: &Notice) {
+        if matches!(notice, Notice::Open { .. }) && self.seen.load(Ordering::SeqCst) {
+            self.close();
+        }
+    }
+
+    fn close(&self) {
+        // NORMAL with an empty reason is always a valid close; closing twice is harmless.
+        let _ = self.handle.close(close_code::NORMAL, "");
+    }
+}
+
+/// Reads stdin on its own thread: each line is sent; at EOF the client closes (see
+/// [`Eof`]). Lines that are not UTF-8 are sent with replacement characters rather than
+/// lost.
+fn spawn_stdin_reader(eof: Eof, out_start: Instant) {
     let out = Out::new(out_start);
     let spawned = std::thread::Builder::new()
         .name("stdin".into())
@@ -160,12 +210,11 @@ fn spawn_stdin_reader(handle: ClientHandle, out_start: Instant) {
                     }
                 }
                 let line = String::from_utf8_lossy(&buf).into_owned();
-                if let Err(e) = handle.send_text(line) {
+                if let Err(e) = eof.handle.send_text(line) {
                     out.send_failed(&e);
                 }
             }
-            // NORMAL with an empty reason is always a valid close.
-            let _ = handle.close(close_code::NORMAL, "");
+            eof.reached();
         });
     if let Err(e) = spawned {
         eprintln!("client: cannot read stdin: {e}");
@@ -207,9 +256,10 @@ async fn run_async(
         Spawn::AsyncStd => heartline_async::async_std::connect(builder),
     };
     let (handle, mut events) = connected.map_err(|e| e.to_string())?;
-    spawn_stdin_reader(handle, out.start);
+    let eof = Eof::new(handle);
+    spawn_stdin_reader(eof.clone(), out.start);
     while let Some(event) = events.recv().await {
-        out.event(event);
+        out.event(event, &eof);
     }
     Ok(out.ending())
 }
@@ -223,9 +273,10 @@ fn run_blocking(
 
     let builder = builder!(ClientBuilder, args, config);
     let (handle, events) = builder.connect().map_err(|e| e.to_string())?;
-    spawn_stdin_reader(handle, out.start);
+    let eof = Eof::new(handle);
+    spawn_stdin_reader(eof.clone(), out.start);
     for event in events {
-        out.event(event);
+        out.event(event, &eof);
     }
     Ok(out.ending())
 }
