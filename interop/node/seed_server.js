@@ -55,7 +55,9 @@ wss.on('connection', (ws) => {
       ws.send(`Echo: ${data}`);
     });
   } else {
-    // Seed 002's messageHandler.
+    // Seed 002's messageHandler. It was written for ws 7, which handed text messages
+    // over as strings, so `this.send(e)` echoed text; ws 8 hands over a Buffer, which
+    // `send` would echo as a binary frame. Echo text, as the seed's server did.
     ws.on('message', (e) => {
       let data;
       try {
