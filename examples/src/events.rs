@@ -3,91 +3,99 @@
 
 use heartline_core::{ConnectFailure, DropCause, GiveUpReason, Notice};
 
-use crate::json::Obj;
+use crate::jsonl::{line, Value};
 
-/// The JSON line for `notice`, `t_ms` milliseconds after the program started.
+/// The JSON line (with its newline) for `notice`, `t_ms` milliseconds after the program
+/// started.
 pub fn notice_json(t_ms: u64, notice: &Notice) -> String {
     match notice {
-        Notice::Connecting { conn, attempt } => Obj::new("connecting")
-            .num("t_ms", t_ms)
-            .num("attempt", *attempt)
-            .num("conn", conn.0)
-            .finish(),
-        Notice::Open { conn } => Obj::new("open")
-            .num("t_ms", t_ms)
-            .num("conn", conn.0)
-            .finish(),
-        Notice::Rtt(rtt) => Obj::new("rtt").num("t_ms", t_ms).ms("ms", *rtt).finish(),
-        Notice::HeartbeatMissed { conn } => Obj::new("heartbeat_missed")
-            .num("t_ms", t_ms)
-            .num("conn", conn.0)
-            .finish(),
+        Notice::Connecting { conn, attempt } => line(
+            "connecting",
+            t_ms,
+            &[
+                ("attempt", u64::from(*attempt).into()),
+                ("conn", conn.0.into()),
+            ],
+        ),
+        Notice::Open { conn } => line("open", t_ms, &[("conn", conn.0.into())]),
+        Notice::Rtt(rtt) => line(
+            "rtt",
+            t_ms,
+            &[
+                ("ms", millis(*rtt).into()),
+                // Loopback round trips are well under a millisecond.
+                ("us", micros(*rtt).into()),
+            ],
+        ),
+        Notice::HeartbeatMissed { conn } => {
+            line("heartbeat_missed", t_ms, &[("conn", conn.0.into())])
+        }
         Notice::ConnectFailed { conn, error } => {
-            let obj = Obj::new("connect_failed")
-                .num("t_ms", t_ms)
-                .num("conn", conn.0)
-                .str("error", &error.to_string());
-            match error {
-                ConnectFailure::Http { status, .. } => obj.num("status", *status),
-                _ => obj,
+            let text = error.to_string();
+            let mut fields = vec![("conn", conn.0.into()), ("error", (&text).into())];
+            if let ConnectFailure::Http { status, .. } = error {
+                fields.push(("status", Value::from(*status)));
             }
-            .finish()
+            line("connect_failed", t_ms, &fields)
         }
         Notice::Closed {
             conn,
             code,
             reason,
             by,
-        } => Obj::new("closed")
-            .num("t_ms", t_ms)
-            .num("conn", conn.0)
-            .num("code", *code)
-            .str("reason", reason)
-            .str("by", by.as_str())
-            .finish(),
-        Notice::ReconnectScheduled { attempt, delay } => Obj::new("reconnect_scheduled")
-            .num("t_ms", t_ms)
-            .num("attempt", *attempt)
-            .num("delay_ms", millis(*delay))
-            .finish(),
+        } => line(
+            "closed",
+            t_ms,
+            &[
+                ("conn", conn.0.into()),
+                ("code", (*code).into()),
+                ("reason", reason.into()),
+                ("by", by.as_str().into()),
+            ],
+        ),
+        Notice::ReconnectScheduled { attempt, delay } => line(
+            "reconnect_scheduled",
+            t_ms,
+            &[
+                ("attempt", u64::from(*attempt).into()),
+                ("delay_ms", millis(*delay).into()),
+            ],
+        ),
         Notice::GaveUp { reason } => {
-            let obj = Obj::new("gave_up")
-                .num("t_ms", t_ms)
-                .str("reason", &reason.to_string());
-            match reason {
-                GiveUpReason::HttpStatus(s) => obj.num("status", *s),
-                GiveUpReason::CloseCode { code, .. } => obj.num("code", *code),
-                GiveUpReason::AttemptsExhausted { attempts } => obj.num("attempts", *attempts),
-            }
-            .finish()
+            let text = reason.to_string();
+            let (key, value) = match reason {
+                GiveUpReason::HttpStatus(s) => ("status", Value::from(*s)),
+                GiveUpReason::CloseCode { code, .. } => ("code", Value::from(*code)),
+                GiveUpReason::AttemptsExhausted { attempts } => {
+                    ("attempts", u64::from(*attempts).into())
+                }
+            };
+            line("gave_up", t_ms, &[("reason", (&text).into()), (key, value)])
         }
         Notice::Dropped {
             messages,
             bytes,
             cause,
-        } => Obj::new("dropped")
-            .num("t_ms", t_ms)
-            .num("messages", *messages as u64)
-            .num("bytes", *bytes as u64)
-            .str("cause", cause_str(*cause))
-            .finish(),
+        } => line(
+            "dropped",
+            t_ms,
+            &[
+                ("messages", count(*messages).into()),
+                ("bytes", count(*bytes).into()),
+                ("cause", cause_str(*cause).into()),
+            ],
+        ),
     }
 }
 
 /// The JSON line for an inbound text message.
 pub fn text_json(t_ms: u64, text: &str) -> String {
-    Obj::new("message")
-        .num("t_ms", t_ms)
-        .str("text", text)
-        .finish()
+    line("message", t_ms, &[("text", text.into())])
 }
 
 /// The JSON line for an inbound binary message (its length: bytes are not printable).
 pub fn binary_json(t_ms: u64, len: usize) -> String {
-    Obj::new("message")
-        .num("t_ms", t_ms)
-        .num("binary_len", len as u64)
-        .finish()
+    line("message", t_ms, &[("binary_len", count(len).into())])
 }
 
 /// A sentence describing `notice`, for a person reading a timeline.
@@ -135,11 +143,25 @@ fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use heartline_core::{ConnId, Initiator};
     use std::time::Duration;
+
+    /// `s` without its newline, checking it is one line.
+    fn one_line(s: String) -> String {
+        assert!(s.ends_with('\n') && s.matches('\n').count() == 1, "{s:?}");
+        s.trim_end().to_owned()
+    }
 
     #[test]
     fn closed_carries_code_reason_and_initiator() {
@@ -148,18 +170,18 @@ mod tests {
             &Notice::Closed {
                 conn: ConnId(3),
                 code: 1006,
-                reason: "connection \"reset\"".into(),
+                reason: "connection \"reset\"\n".into(),
                 by: Initiator::Transport,
             },
         );
         assert_eq!(
-            line,
-            r#"{"event":"closed","t_ms":42,"conn":3,"code":1006,"reason":"connection \"reset\"","by":"transport"}"#
+            one_line(line),
+            r#"{"event":"closed","t_ms":42,"conn":3,"code":1006,"reason":"connection \"reset\"\n","by":"transport"}"#
         );
     }
 
     #[test]
-    fn reconnect_and_give_up() {
+    fn reconnect_give_up_and_rtt() {
         let line = notice_json(
             7,
             &Notice::ReconnectScheduled {
@@ -168,7 +190,7 @@ mod tests {
             },
         );
         assert_eq!(
-            line,
+            one_line(line),
             r#"{"event":"reconnect_scheduled","t_ms":7,"attempt":2,"delay_ms":350}"#
         );
         let line = notice_json(
@@ -178,19 +200,24 @@ mod tests {
             },
         );
         assert_eq!(
-            line,
+            one_line(line),
             r#"{"event":"gave_up","t_ms":8,"reason":"server answered HTTP 401","status":401}"#
+        );
+        let line = notice_json(9, &Notice::Rtt(Duration::from_micros(2_045)));
+        assert_eq!(
+            one_line(line),
+            r#"{"event":"rtt","t_ms":9,"ms":2,"us":2045}"#
         );
     }
 
     #[test]
     fn messages() {
         assert_eq!(
-            text_json(1, "a\tb"),
+            one_line(text_json(1, "a\tb")),
             r#"{"event":"message","t_ms":1,"text":"a\tb"}"#
         );
         assert_eq!(
-            binary_json(2, 32),
+            one_line(binary_json(2, 32)),
             r#"{"event":"message","t_ms":2,"binary_len":32}"#
         );
     }

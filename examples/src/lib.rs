@@ -6,4 +6,4 @@
 pub mod args;
 pub mod echo;
 pub mod events;
-pub mod json;
+pub mod jsonl;

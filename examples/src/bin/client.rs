@@ -21,7 +21,7 @@ use heartline_blocking::{ClientEvent, ClientHandle};
 use heartline_core::{close_code, Notice, ReadyState, SendError};
 use heartline_examples::args::{self, ClientArgs, Command, Runtime, USAGE};
 use heartline_examples::events::{binary_json, notice_json, text_json};
-use heartline_examples::json::Obj;
+use heartline_examples::jsonl::line;
 
 fn main() -> ExitCode {
     let Ok(raw) = std::env::args_os()
@@ -98,10 +98,11 @@ impl Out {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Writes one line (it ends with its newline) and flushes it.
     fn line(&self, line: &str) {
         let mut stdout = io::stdout().lock();
         // A reader that went away is not worth a panic; the client keeps its course.
-        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.write_all(line.as_bytes());
         let _ = stdout.flush();
     }
 
@@ -133,13 +134,13 @@ impl Out {
     }
 
     fn send_failed(&self, e: &SendError) {
-        self.line(
-            &Obj::new("send_failed")
-                .num("t_ms", self.t_ms())
-                .str("error", &e.to_string())
-                .num("bytes", e.message.len() as u64)
-                .finish(),
-        );
+        let error = e.to_string();
+        let bytes = u64::try_from(e.message.len()).unwrap_or(u64::MAX);
+        self.line(&line(
+            "send_failed",
+            self.t_ms(),
+            &[("error", (&error).into()), ("bytes", bytes.into())],
+        ));
     }
 }
 
