@@ -326,6 +326,9 @@ impl<C: Connector> Driver<C> {
                             self.write_failed(&mut link, conn, error);
                         }
                     }
+                    // Let the application see the new messages first: what it sends in
+                    // answer then goes out with this turn's flush, not a turn later.
+                    future::yield_now().await;
                 }
                 Wake::Deadline => armed = None,
                 Wake::Nudge => {}

@@ -7,6 +7,10 @@
 //! times out is a timer check. After waking it takes a fresh [`Instant::now()`] and
 //! feeds the core. Every decision (when to ping, when the peer is dead, when to
 //! reconnect) is the core's.
+//!
+//! A connection attempt blocks the driver: the TCP connect and the TLS and WebSocket
+//! handshakes for at most the connect timeout (name resolution for as long as the OS
+//! resolver takes); a `close()` requested meanwhile takes effect when the attempt ends.
 
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};

@@ -253,7 +253,14 @@ impl Prepared {
     /// The request and endpoint for attempt `number` (asking the callback, if any).
     pub fn target(&self, number: u32) -> Result<(Request<()>, Endpoint), AttemptError> {
         let target = match &self.on_connect {
-            Some(f) => f(number).map_err(|e| AttemptError::Io(format!("connect callback: {e}")))?,
+            Some(f) => {
+                // A panicking callback fails this attempt; it must not take the driver
+                // (and with it the client) down.
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(number)))
+                        .map_err(|_| AttemptError::Io("connect callback panicked".to_owned()))?;
+                result.map_err(|e| AttemptError::Io(format!("connect callback: {e}")))?
+            }
             None => self.target.clone(),
         };
         target.resolve().map_err(AttemptError::Io)

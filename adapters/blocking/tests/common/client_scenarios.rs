@@ -420,6 +420,50 @@ pub fn fresh_headers_per_attempt(start: Start) {
     assert_eq!(issued.load(Ordering::SeqCst), 2);
 }
 
+/// A message far larger than the 4 KiB buffers goes out and comes back whole.
+pub fn large_messages_pass_small_buffers(start: Start) {
+    let server = TestServer::start();
+    let (client, mut events) = start(&server.url(), Setup::fast());
+    let events = events.as_mut();
+    wait_for(events, "open", is_open);
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    client.send_binary(payload.clone()).unwrap();
+    let seen = wait_for(events, "echo", |e| matches!(e, ClientEvent::Binary(_)));
+    assert!(
+        matches!(seen.last(), Some(ClientEvent::Binary(b)) if b[..] == payload[..]),
+        "the echo differs"
+    );
+}
+
+/// A callback that panics fails that attempt only: the client reports it, backs off
+/// and connects with the next answer.
+pub fn a_panicking_callback_fails_one_attempt(start: Start) {
+    let server = TestServer::start();
+    let url = server.url();
+    let calls = Arc::new(Counter::new(0));
+    let counter = Arc::clone(&calls);
+    let on_connect: OnConnect = Box::new(move |_attempt| {
+        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("token service unavailable (a panic the test provokes)");
+        }
+        Ok(ConnectTarget::new(url.clone()))
+    });
+    let setup = Setup {
+        on_connect: Some(on_connect),
+        ..Setup::fast()
+    };
+    let (_client, mut events) = start("ws://unused.invalid/", setup);
+    let seen = wait_for(events.as_mut(), "open", is_open);
+    assert!(
+        seen.iter().any(|e| is_notice(e, |n| matches!(
+            n,
+            Notice::ConnectFailed { error: ConnectFailure::Io(e), .. } if e.contains("panicked")
+        ))),
+        "{seen:#?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
 /// The application reads no events at all while the server pings: the Pongs still go
 /// out, and the client's own heartbeat keeps the connection.
 pub fn pongs_flow_while_the_application_does_not_read(start: Start) {
@@ -531,6 +575,16 @@ macro_rules! client_scenario_tests {
         #[test]
         fn each_attempt_takes_fresh_headers_from_the_callback() {
             common::client_scenarios::fresh_headers_per_attempt($start);
+        }
+
+        #[test]
+        fn a_large_message_passes_the_small_buffers() {
+            common::client_scenarios::large_messages_pass_small_buffers($start);
+        }
+
+        #[test]
+        fn a_panicking_connect_callback_fails_one_attempt() {
+            common::client_scenarios::a_panicking_callback_fails_one_attempt($start);
         }
 
         #[test]
