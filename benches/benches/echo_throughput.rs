@@ -1,0 +1,304 @@
+//! Echo throughput: small messages through the heartline smol client against raw
+//! async-tungstenite, against the same echo server, in the same run.
+//!
+//! ```text
+//! cargo bench -p heartline-benches --bench echo_throughput
+//! ```
+//!
+//! Each connection keeps `WINDOW` messages of `SIZE` bytes in flight: it sends a new one
+//! for every echo it receives. Both clients run their connection tasks on smol's global
+//! executor with the same WebSocket buffer sizes (heartline's defaults); the echo server
+//! (`heartline_examples::echo`) runs on its own thread. Two raw clients set the bar: one
+//! that sends and flushes each message (the obvious loop), one that answers every echo
+//! already received and flushes once (what an event loop does, and what heartline's
+//! driver does per turn). For one connection and for 100 connections the bench runs the
+//! clients in alternation, `ROUNDS` times, and prints the median messages per second of
+//! each and the ratio of heartline to the better raw client.
+//!
+//! Environment: `ECHO_SECONDS` (measured time per run, default 1.5), `ECHO_ROUNDS`
+//! (default 3), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
+//! `ECHO_CONNS` (connection counts, default `1,100`), `ECHO_ONLY` (`raw`, `raw-batched`
+//! or `heartline`: run one client only, for profiling).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use async_tungstenite::tungstenite::Message;
+use futures_lite::StreamExt;
+use futures_util::SinkExt;
+use heartline_async::{ClientBuilder, ClientEvent};
+use heartline_examples::echo::EchoServer;
+
+#[derive(Clone, Copy)]
+struct Settings {
+    measure: Duration,
+    warmup: Duration,
+    rounds: usize,
+    window: usize,
+    size: usize,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What one connection did during the measured window.
+struct Counted {
+    echoes: u64,
+}
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(heartline_async::DEFAULT_READ_BUFFER_SIZE)
+        .write_buffer_size(heartline_async::DEFAULT_WRITE_BUFFER_SIZE)
+        .max_message_size(Some(heartline_async::DEFAULT_MAX_MESSAGE_SIZE))
+}
+
+/// Counts the echoes that arrive between `from` and `until`.
+fn count(now: Instant, from: Instant, until: Instant, c: &mut Counted) {
+    if now >= from && now < until {
+        c.echoes += 1;
+    }
+}
+
+/// One raw async-tungstenite connection.
+async fn raw_conn(addr: SocketAddr, s: Settings, from: Instant, until: Instant) -> Counted {
+    let tcp = smol::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    let (mut ws, _) = async_tungstenite::client_async_with_config(
+        format!("ws://{addr}/"),
+        tcp,
+        Some(ws_config()),
+    )
+    .await
+    .expect("handshake");
+    let payload = vec![7u8; s.size];
+    for _ in 0..s.window {
+        ws.send(Message::Binary(payload.clone().into()))
+            .await
+            .expect("send");
+    }
+    let mut c = Counted { echoes: 0 };
+    let mut in_flight = s.window;
+    while in_flight > 0 {
+        match ws.next().await {
+            Some(Ok(Message::Binary(_))) => {
+                in_flight -= 1;
+                let now = Instant::now();
+                count(now, from, until, &mut c);
+                if now < until {
+                    ws.send(Message::Binary(payload.clone().into()))
+                        .await
+                        .expect("send");
+                    in_flight += 1;
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("raw connection failed: {e}"),
+            None => panic!("raw connection ended"),
+        }
+    }
+    let _ = ws.close(None).await;
+    c
+}
+
+/// One raw async-tungstenite connection that batches like an event loop would: it
+/// takes every echo already received, queues the replies and flushes once.
+async fn raw_batched_conn(addr: SocketAddr, s: Settings, from: Instant, until: Instant) -> Counted {
+    let tcp = smol::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    let (mut ws, _) = async_tungstenite::client_async_with_config(
+        format!("ws://{addr}/"),
+        tcp,
+        Some(ws_config()),
+    )
+    .await
+    .expect("handshake");
+    let payload = vec![7u8; s.size];
+    for _ in 0..s.window {
+        ws.feed(Message::Binary(payload.clone().into()))
+            .await
+            .expect("send");
+    }
+    ws.flush().await.expect("flush");
+    let mut c = Counted { echoes: 0 };
+    let mut in_flight = s.window;
+    while in_flight > 0 {
+        let mut next = ws.next().await;
+        let mut replies = 0;
+        loop {
+            match next {
+                Some(Ok(Message::Binary(_))) => {
+                    in_flight -= 1;
+                    let now = Instant::now();
+                    count(now, from, until, &mut c);
+                    if now < until {
+                        replies += 1;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("raw connection failed: {e}"),
+                None => panic!("raw connection ended"),
+            }
+            // Whatever else is already here, without waiting.
+            match futures_lite::future::poll_once(ws.next()).await {
+                Some(item) => next = item,
+                None => break,
+            }
+        }
+        for _ in 0..replies {
+            ws.feed(Message::Binary(payload.clone().into()))
+                .await
+                .expect("send");
+        }
+        ws.flush().await.expect("flush");
+        in_flight += replies;
+    }
+    let _ = ws.close(None).await;
+    c
+}
+
+/// One heartline connection (smol adapter).
+async fn heartline_conn(addr: SocketAddr, s: Settings, from: Instant, until: Instant) -> Counted {
+    let (client, mut events) =
+        heartline_async::smol::connect(ClientBuilder::new(format!("ws://{addr}/")))
+            .expect("build client");
+    let payload = vec![7u8; s.size];
+    // Queued until open, then sent in order.
+    for _ in 0..s.window {
+        client.send_binary(payload.clone()).expect("send");
+    }
+    let mut c = Counted { echoes: 0 };
+    let mut in_flight = s.window;
+    while in_flight > 0 {
+        match events.next().await {
+            Some(ClientEvent::Binary(_)) => {
+                in_flight -= 1;
+                let now = Instant::now();
+                count(now, from, until, &mut c);
+                if now < until {
+                    client.send_binary(payload.clone()).expect("send");
+                    in_flight += 1;
+                }
+            }
+            Some(ClientEvent::Notice(heartline_core::Notice::Closed { reason, .. })) => {
+                panic!("heartline connection closed: {reason}")
+            }
+            Some(_) => {}
+            None => panic!("heartline client stopped"),
+        }
+    }
+    let _ = client.close(1000, "");
+    while events.next().await.is_some() {}
+    c
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Which {
+    Raw,
+    RawBatched,
+    Heartline,
+}
+
+impl Which {
+    const ALL: [Which; 3] = [Which::Raw, Which::RawBatched, Which::Heartline];
+
+    fn name(self) -> &'static str {
+        match self {
+            Which::Raw => "raw async-tungstenite, flush per message",
+            Which::RawBatched => "raw async-tungstenite, flush per batch",
+            Which::Heartline => "heartline smol adapter",
+        }
+    }
+}
+
+/// Runs `conns` connections of one kind; returns messages per second.
+fn run(which: Which, addr: SocketAddr, conns: usize, s: Settings) -> f64 {
+    smol::block_on(async {
+        let from = Instant::now() + s.warmup;
+        let until = from + s.measure;
+        let tasks: Vec<_> = (0..conns)
+            .map(|_| match which {
+                Which::Raw => smol::spawn(raw_conn(addr, s, from, until)),
+                Which::RawBatched => smol::spawn(raw_batched_conn(addr, s, from, until)),
+                Which::Heartline => smol::spawn(heartline_conn(addr, s, from, until)),
+            })
+            .collect();
+        let mut echoes = 0;
+        for t in tasks {
+            echoes += t.await.echoes;
+        }
+        echoes as f64 / s.measure.as_secs_f64()
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let s = Settings {
+        measure: Duration::from_secs_f64(env_or("ECHO_SECONDS", 1.5)),
+        warmup: Duration::from_millis(300),
+        rounds: env_or("ECHO_ROUNDS", 3usize).max(1),
+        window: env_or("ECHO_WINDOW", 16usize).max(1),
+        size: env_or("ECHO_SIZE", 32usize),
+    };
+    let only = match std::env::var("ECHO_ONLY").as_deref() {
+        Ok("raw") => vec![Which::Raw],
+        Ok("raw-batched") => vec![Which::RawBatched],
+        Ok("heartline") => vec![Which::Heartline],
+        _ => Which::ALL.to_vec(),
+    };
+    let server = EchoServer::start(([127, 0, 0, 1], 0).into()).expect("start echo server");
+    let addr = server.addr();
+    println!(
+        "echo throughput: {}-byte binary messages, {} in flight per connection, \
+         {:.1} s measured per run, median of {} rounds",
+        s.size,
+        s.window,
+        s.measure.as_secs_f64(),
+        s.rounds
+    );
+    let conns_list: Vec<usize> = std::env::var("ECHO_CONNS")
+        .unwrap_or_else(|_| "1,100".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .filter(|&c| c > 0)
+        .collect();
+    for conns in conns_list {
+        // Alternate the clients within each round, so that load from elsewhere on the
+        // machine spreads over all of them.
+        let mut figures = vec![Vec::new(); only.len()];
+        for _ in 0..s.rounds {
+            for (i, which) in only.iter().enumerate() {
+                figures[i].push(run(*which, addr, conns, s));
+            }
+        }
+        let medians: Vec<f64> = figures.into_iter().map(median).collect();
+        println!("{conns} connection(s):");
+        for (which, m) in only.iter().zip(&medians) {
+            println!("  {:<42} {m:>10.0} msg/s", which.name());
+        }
+        let best_raw = only
+            .iter()
+            .zip(&medians)
+            .filter(|(w, _)| **w != Which::Heartline)
+            .map(|(_, m)| *m)
+            .fold(f64::NAN, f64::max);
+        let heartline = only
+            .iter()
+            .zip(&medians)
+            .find(|(w, _)| **w == Which::Heartline)
+            .map(|(_, m)| *m);
+        if let Some(hl) = heartline.filter(|_| best_raw.is_finite()) {
+            println!("  ratio heartline / best raw: {:.3}", hl / best_raw);
+        }
+    }
+    server.kill();
+}

@@ -1,0 +1,283 @@
+//! A command-line WebSocket client with heartbeat and reconnect, like a small websocat.
+//!
+//! ```text
+//! client ws://127.0.0.1:8080/ws --ping-interval-ms 5000 --reconnect exp:500:10000
+//! ```
+//!
+//! Each line of stdin is sent as a text message (queued while disconnected); every event
+//! is printed as one JSON object per line on stdout, with `"event"` and `"t_ms"`
+//! (milliseconds since start). EOF on stdin closes the connection normally, after lines
+//! still queued have gone out; the program exits 0 once it is closed, 1 if the client
+//! gave up, 2 on bad arguments. `--help` lists the options.
+
+use std::cell::Cell;
+use std::io::{self, BufRead, Write};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use heartline_blocking::{ClientEvent, ClientHandle};
+use heartline_core::{close_code, Notice, ReadyState, SendError};
+use heartline_examples::args::{self, ClientArgs, Command, Runtime, USAGE};
+use heartline_examples::events::{binary_json, notice_json, text_json};
+use heartline_examples::jsonl::line;
+
+fn main() -> ExitCode {
+    let Ok(raw) = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return usage_error("arguments must be valid UTF-8");
+    };
+    let args = match args::parse(raw) {
+        Ok(Command::Run(args)) => args,
+        Ok(Command::Help) => {
+            let _ = io::stdout().write_all(USAGE.as_bytes());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let out = Out::new(Instant::now());
+    let ending: Result<Ending, String> = match args.runtime {
+        Runtime::Smol => smol::block_on(run_async(&args, config, &out, Spawn::Smol)),
+        Runtime::AsyncStd => {
+            async_std::task::block_on(run_async(&args, config, &out, Spawn::AsyncStd))
+        }
+        Runtime::Blocking => run_blocking(&args, config, &out),
+    };
+    match ending {
+        Ok(Ending::Closed) => ExitCode::SUCCESS,
+        Ok(Ending::GaveUp) => ExitCode::from(1),
+        Err(e) => usage_error(&e),
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("client: {message}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+/// How the client ended.
+enum Ending {
+    /// Closed after EOF on stdin.
+    Closed,
+    /// Stopped reconnecting.
+    GaveUp,
+}
+
+/// Prints events as JSON lines, timestamped from the program's start.
+struct Out {
+    start: Instant,
+    gave_up: Cell<bool>,
+}
+
+impl Out {
+    fn new(start: Instant) -> Self {
+        Out {
+            start,
+            gave_up: Cell::new(false),
+        }
+    }
+
+    /// How the client ended, once its events have ended.
+    fn ending(&self) -> Ending {
+        if self.gave_up.get() {
+            Ending::GaveUp
+        } else {
+            Ending::Closed
+        }
+    }
+
+    fn t_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Writes one line (it ends with its newline) and flushes it.
+    fn line(&self, line: &str) {
+        let mut stdout = io::stdout().lock();
+        // A reader that went away is not worth a panic; the client keeps its course.
+        let _ = stdout.write_all(line.as_bytes());
+        let _ = stdout.flush();
+    }
+
+    /// Prints an event of either adapter (they share the event and handle types).
+    fn event(&self, event: ClientEvent, eof: &Eof) {
+        match event {
+            ClientEvent::Notice(notice) => {
+                self.notice(&notice);
+                eof.on_notice(&notice);
+            }
+            ClientEvent::Text(text) => self.text(text.as_str()),
+            ClientEvent::Binary(data) => self.binary(data.len()),
+        }
+    }
+
+    fn notice(&self, notice: &Notice) {
+        if matches!(notice, Notice::GaveUp { .. }) {
+            self.gave_up.set(true);
+        }
+        self.line(&notice_json(self.t_ms(), notice));
+    }
+
+    fn text(&self, text: &str) {
+        self.line(&text_json(self.t_ms(), text));
+    }
+
+    fn binary(&self, len: usize) {
+        self.line(&binary_json(self.t_ms(), len));
+    }
+
+    fn send_failed(&self, e: &SendError) {
+        let error = e.to_string();
+        let bytes = u64::try_from(e.message.len()).unwrap_or(u64::MAX);
+        self.line(&line(
+            "send_failed",
+            self.t_ms(),
+            &[("error", (&error).into()), ("bytes", bytes.into())],
+        ));
+    }
+}
+
+/// End of input: close normally, but not before what was typed has gone out.
+///
+/// Lines typed while disconnected wait in the client's queue, and closing a client that
+/// is not open discards its queue. So at EOF with messages queued the close waits for
+/// the next `open` (the queued messages are then ahead of the Close frame); with
+/// nothing queued, or when open, it happens at once. `echo hi | client URL` thus
+/// delivers `hi` and exits.
+#[derive(Clone)]
+struct Eof {
+    seen: Arc<AtomicBool>,
+    handle: ClientHandle,
+}
+
+impl Eof {
+    fn new(handle: ClientHandle) -> Self {
+        Eof {
+            seen: Arc::new(AtomicBool::new(false)),
+            handle,
+        }
+    }
+
+    /// Called by the stdin reader at EOF.
+    fn reached(&self) {
+        // Set before looking at the state: if the connection opens after the look,
+        // the `open` event that follows finds the flag set.
+        self.seen.store(true, Ordering::SeqCst);
+        if self.handle.buffered_amount() == 0 || self.handle.state() == ReadyState::Open {
+            self.close();
+        }
+    }
+
+    /// Called for every notice, in order.
+    fn on_notice(&self, notice: &Notice) {
+        if matches!(notice, Notice::Open { .. }) && self.seen.load(Ordering::SeqCst) {
+            self.close();
+        }
+    }
+
+    fn close(&self) {
+        // NORMAL with an empty reason is always a valid close; closing twice is harmless.
+        let _ = self.handle.close(close_code::NORMAL, "");
+    }
+}
+
+/// Reads stdin on its own thread: each line is sent; at EOF the client closes (see
+/// [`Eof`]). Lines that are not UTF-8 are sent with replacement characters rather than
+/// lost.
+fn spawn_stdin_reader(eof: Eof, out_start: Instant) {
+    let out = Out::new(out_start);
+    let spawned = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut stdin = io::stdin().lock();
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match stdin.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                    if buf.last() == Some(&b'\r') {
+                        buf.pop();
+                    }
+                }
+                let line = String::from_utf8_lossy(&buf).into_owned();
+                if let Err(e) = eof.handle.send_text(line) {
+                    out.send_failed(&e);
+                }
+            }
+            eof.reached();
+        });
+    if let Err(e) = spawned {
+        eprintln!("client: cannot read stdin: {e}");
+    }
+}
+
+/// Applies the command line to either adapter's builder (same methods, two types).
+macro_rules! builder {
+    ($builder:ty, $args:expr, $config:expr) => {{
+        let mut builder = <$builder>::new($args.url.clone()).config($config);
+        if let Some(seed) = $args.seed {
+            builder = builder.seed(seed);
+        }
+        for (name, value) in &$args.headers {
+            builder = builder.header(name.clone(), value.clone());
+        }
+        builder
+    }};
+}
+
+/// Which executor the async client's driver runs on.
+#[derive(Clone, Copy)]
+enum Spawn {
+    Smol,
+    AsyncStd,
+}
+
+async fn run_async(
+    args: &ClientArgs,
+    config: heartline_core::ClientConfig,
+    out: &Out,
+    spawn: Spawn,
+) -> Result<Ending, String> {
+    use heartline_async::ClientBuilder;
+
+    let builder = builder!(ClientBuilder, args, config);
+    let connected = match spawn {
+        Spawn::Smol => heartline_async::smol::connect(builder),
+        Spawn::AsyncStd => heartline_async::async_std::connect(builder),
+    };
+    let (handle, mut events) = connected.map_err(|e| e.to_string())?;
+    let eof = Eof::new(handle);
+    spawn_stdin_reader(eof.clone(), out.start);
+    while let Some(event) = events.recv().await {
+        out.event(event, &eof);
+    }
+    Ok(out.ending())
+}
+
+fn run_blocking(
+    args: &ClientArgs,
+    config: heartline_core::ClientConfig,
+    out: &Out,
+) -> Result<Ending, String> {
+    use heartline_blocking::ClientBuilder;
+
+    let builder = builder!(ClientBuilder, args, config);
+    let (handle, events) = builder.connect().map_err(|e| e.to_string())?;
+    let eof = Eof::new(handle);
+    spawn_stdin_reader(eof.clone(), out.start);
+    for event in events {
+        out.event(event, &eof);
+    }
+    Ok(out.ending())
+}
