@@ -219,3 +219,18 @@ fn heartbeat_off_arms_no_timer_while_open() {
     assert!(h.actions().is_empty());
     assert!(h.notices().is_empty());
 }
+
+#[test]
+fn an_echo_that_comes_back_as_binary_still_counts() {
+    let beat = r#"{"ModeCode":"heart_beat","msg":"hb"}"#;
+    let mut c = config();
+    c.heartbeat.kind = HeartbeatKind::App(AppHeartbeat::echo(Message::from(beat)));
+    let mut h = Harness::new(c);
+    let conn = h.open();
+    h.at(ms(1000));
+    h.actions();
+    h.at(ms(1004));
+    assert_eq!(h.frame(conn, Frame::Binary(beat.as_bytes())), Disposition::Consumed);
+    assert_eq!(h.notices(), vec![Notice::Rtt(ms(4))]);
+    assert_eq!(h.frame(conn, Frame::Binary(b"other")), Disposition::Deliver);
+}
