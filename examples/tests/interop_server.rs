@@ -129,6 +129,12 @@ fn parse_json_line(line: &str) -> Option<HashMap<String, String>> {
 
 type ServerEvent = HashMap<String, String>;
 
+/// Whether `e` is an `event` line, about client `name` if one is given.
+fn is(e: &ServerEvent, event: &str, name: Option<&str>) -> bool {
+    e.get("event").is_some_and(|ev| ev == event)
+        && name.is_none_or(|name| e.get("name").is_some_and(|n| n == name))
+}
+
 /// A running server process and the events it printed.
 struct ServerProcess {
     child: Child,
@@ -168,7 +174,7 @@ impl ServerProcess {
             seen: Vec::new(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
-        let listening = server.wait_for("listening", |e| e["event"] == "listening");
+        let listening = server.wait_for("listening", |e| is(e, "listening", None));
         server.addr = listening
             .get("addr")
             .and_then(|addr| addr.parse().ok())
@@ -206,7 +212,7 @@ impl ServerProcess {
         self.seen.extend(self.events.try_iter());
         self.seen
             .iter()
-            .filter(|e| e.get("name").is_some_and(|n| n == name) && e["event"] != "connected")
+            .filter(|e| e.get("name").is_some_and(|n| n == name) && !is(e, "connected", None))
             .cloned()
             .collect()
     }
@@ -405,7 +411,7 @@ fn seed_page_survives_heartbeats_and_restart(page: &str, runtime: &str) {
     let _browser = Browser::open(&chromium, &url);
 
     server.wait_for(&format!("`connected` for {page}"), |e| {
-        e["event"] == "connected" && e.get("name").is_some_and(|n| n == page)
+        is(e, "connected", Some(page))
     });
     pages.wait_for("heartbeat answers", BEATS, |r| r.event == "beat");
     let first_connection_only = pages.seen.iter().all(|r| r.open == 1 && r.event != "close");
@@ -424,7 +430,7 @@ fn seed_page_survives_heartbeats_and_restart(page: &str, runtime: &str) {
     pages.wait_for("the lost connection", 1, |r| r.event == "close");
     let mut server = ServerProcess::start(runtime, &format!("127.0.0.1:{port}"));
     server.wait_for(&format!("`connected` for {page} after the restart"), |e| {
-        e["event"] == "connected" && e.get("name").is_some_and(|n| n == page)
+        is(e, "connected", Some(page))
     });
     pages.wait_for("a heartbeat answer after the restart", 1, |r| {
         r.event == "beat" && r.open >= 2
@@ -483,13 +489,14 @@ fn python_client_stays_connected(runtime: &str) {
     assert!(count("server_pings") >= 5, "{done:?}");
 
     server.wait_for(&format!("`connected` for {name}"), |e| {
-        e["event"] == "connected" && e.get("name") == Some(&name)
+        is(e, "connected", Some(&name))
     });
     let gone = server.wait_for(&format!("`disconnected` for {name}"), |e| {
-        e.get("name") == Some(&name) && e["event"] != "connected"
+        e.get("name") == Some(&name) && !is(e, "connected", None)
     });
     assert_eq!(
-        gone["event"], "disconnected",
+        gone.get("event").map(String::as_str),
+        Some("disconnected"),
         "{name} did not leave by itself: {gone:?}"
     );
     assert_eq!(
