@@ -11,6 +11,10 @@
 //! The client ([`Client`]) pings, notices a dead server, reconnects with jittered
 //! backoff, queues what is sent while disconnected and knows when to give up.
 //!
+//! The server ([`Server`]) pings quiet clients and evicts silent ones from one timer
+//! source, keeps a registry of clients by name, answers browsers' application
+//! heartbeats, bounds each client's backlog and validates upgrade requests.
+//!
 //! ## Driving a client
 //!
 //! ```
@@ -41,6 +45,7 @@ mod backoff;
 mod client;
 mod frame;
 mod rng;
+mod server;
 mod timers;
 
 use std::fmt;
@@ -53,6 +58,12 @@ pub use client::{
 };
 pub use frame::{close_code, Frame, Message};
 pub use rng::Rng;
+pub use server::{
+    percent_decode, Accepted, AuthorizeFn, EvictReason, FrameFn, HeartbeatAnswer, HeartbeatMatch,
+    HeartbeatRule, NameFn, NameSource, OpenError, PathRule, QueryError, Rejection, Server,
+    ServerAction, ServerConfig, ServerNotice, ServerSendError, ServerSendErrorKind, UpgradeRequest,
+    UpgradeRules,
+};
 
 /// Identifies one connection (one attempt). Each attempt gets a new, larger id, so an
 /// event or action that names an older connection is recognised as stale.

@@ -119,7 +119,7 @@ impl ClientConfig {
     }
 }
 
-fn nonzero(field: &'static str, d: Duration) -> Result<(), ConfigError> {
+pub(crate) fn nonzero(field: &'static str, d: Duration) -> Result<(), ConfigError> {
     if d.is_zero() {
         Err(ConfigError::new(field, "must be greater than zero"))
     } else {

@@ -1,7 +1,7 @@
 //! The client supervisor: heartbeat, reconnect with backoff, close semantics and a send
 //! queue, in one sans-IO state machine.
 
-mod config;
+pub(crate) mod config;
 
 pub use config::{
     AppHeartbeat, ClientConfig, HeartbeatConfig, HeartbeatKind, Overflow, QueueConfig,

@@ -1,0 +1,563 @@
+//! A WebSocket server for async code: pings its clients, evicts the silent ones, keeps
+//! a registry of clients by name and validates upgrade requests before answering 101.
+//!
+//! # Design
+//!
+//! One **driver task** owns the core's server machine and its single deadline: one
+//! `async-io` timer drives the pings and evictions of every connection, however many
+//! there are. Each connection is a task that owns its socket; it forwards every frame
+//! to the driver over a channel and executes what the driver sends back (pings,
+//! messages, close, abort). The only other timer is the handshake timeout, which lives
+//! only while a request head is being read.
+//!
+//! The server works on any `futures-io` stream. Without a runtime feature you run the
+//! pieces yourself:
+//!
+//! ```no_run
+//! # fn spawn<F: std::future::Future + Send + 'static>(_: F) {}
+//! # async fn example(listener: smol::net::TcpListener) -> std::io::Result<()> {
+//! use heartline_async::server::{Server, ServerConfig};
+//!
+//! let (server, driver) = Server::new(ServerConfig::default())?;
+//! spawn(driver);
+//! let handle = server.handle();
+//! loop {
+//!     let (stream, _) = listener.accept().await?;
+//!     spawn(handle.clone().serve(stream));
+//! }
+//! # }
+//! ```
+//!
+//! With the `smol` or `async-std` feature, [`listen`](crate::server::smol::listen) does
+//! all of that.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_channel::{Receiver, Sender};
+use async_io::Timer;
+use async_tungstenite::tungstenite::handshake::server::Request;
+use async_tungstenite::tungstenite::protocol::Role;
+use async_tungstenite::tungstenite::{self, Message as WsMessage};
+use async_tungstenite::WebSocketStream;
+use futures_lite::future;
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_lite::StreamExt;
+use heartline_blocking::hub::{self, Command, Hub, Out, Target, Verdict, Wait};
+pub use heartline_blocking::hub::{ClientInfo, ServerError, ServerEvent};
+use heartline_blocking::wire::{self, Buffers, Head, HttpResponse};
+use heartline_core::{ConnId, Message, OpenError};
+
+/// Answers plain HTTP requests (those without `Upgrade: websocket`); `None` lets the
+/// server answer (404 for a path it does not serve).
+pub type HttpHandler = Arc<dyn Fn(&Request) -> Option<HttpResponse> + Send + Sync>;
+
+/// How the async server runs.
+#[derive(Clone, Default)]
+pub struct ServerConfig {
+    /// The core's configuration: ping interval, idle timeout, path, limits.
+    pub core: heartline_core::ServerConfig,
+    /// Buffer sizes per connection.
+    pub buffers: Buffers,
+    /// Answers plain HTTP requests on the same port (a page, a health check).
+    pub http: Option<HttpHandler>,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("core", &self.core)
+            .field("buffers", &self.buffers)
+            .field("http", &self.http.as_ref().map(|_| "Fn"))
+            .finish()
+    }
+}
+
+/// A server: the event stream and a handle. The driver future returned next to it by
+/// [`Server::new`] must run (be spawned) for anything to happen.
+#[derive(Debug)]
+pub struct Server {
+    handle: ServerHandle,
+    events: Receiver<ServerEvent>,
+}
+
+impl Server {
+    /// A server and its driver, the one task that owns the core and its timer. Spawn
+    /// the driver, then hand accepted streams to [`ServerHandle::serve`].
+    pub fn new(
+        config: ServerConfig,
+    ) -> io::Result<(
+        Server,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    )> {
+        let now = Instant::now();
+        let hub = Hub::new(config.core.clone(), now)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let (to_driver, inbox) = async_channel::unbounded();
+        let (event_tx, events) = async_channel::unbounded();
+        let (done_tx, done) = async_channel::bounded(1);
+        let driver = Driver {
+            _done: done_tx,
+            hub,
+            inbox,
+            events: event_tx,
+        };
+        let handle = ServerHandle {
+            tx: to_driver,
+            done,
+            config: Arc::new(config),
+        };
+        Ok((Server { handle, events }, driver.run()))
+    }
+
+    /// A handle to serve connections, look clients up, send, broadcast and shut down.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// The next event; `None` once the server has shut down and every event was read.
+    pub async fn next_event(&self) -> Option<ServerEvent> {
+        self.events.recv().await.ok()
+    }
+
+    /// The next event if one is ready.
+    pub fn try_next_event(&self) -> Option<ServerEvent> {
+        self.events.try_recv().ok()
+    }
+}
+
+/// A cloneable handle to a server.
+#[derive(Clone)]
+pub struct ServerHandle {
+    tx: Sender<Command<AsyncChannels>>,
+    /// Closed when the driver ends: nothing is ever sent on it.
+    done: Receiver<()>,
+    config: Arc<ServerConfig>,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle").finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// Runs one accepted connection to its end: reads the request head (dropping the
+    /// socket if it takes longer than the handshake timeout), answers plain HTTP or a
+    /// rejected upgrade with a real status, or upgrades and serves the WebSocket.
+    pub async fn serve<S>(self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        serve(stream, &self.tx, &self.config).await;
+    }
+
+    /// Sends `message` to the client registered as `name`.
+    pub async fn send(&self, name: &str, message: impl Into<Message>) -> Result<(), ServerError> {
+        let target = Target::Name(name.to_owned());
+        let message = message.into();
+        self.ask(|reply| Command::Send(target, message, reply))
+            .await?
+    }
+
+    /// Sends `message` to connection `conn`.
+    pub async fn send_to(
+        &self,
+        conn: ConnId,
+        message: impl Into<Message>,
+    ) -> Result<(), ServerError> {
+        let message = message.into();
+        self.ask(|reply| Command::Send(Target::Conn(conn), message, reply))
+            .await?
+    }
+
+    /// Sends `message` to every registered client; returns how many took it.
+    pub async fn broadcast(&self, message: impl Into<Message>) -> Result<usize, ServerError> {
+        let message = message.into();
+        self.ask(|reply| Command::Broadcast(message, reply)).await
+    }
+
+    /// The client registered as `name`.
+    pub async fn lookup(&self, name: &str) -> Result<Option<ClientInfo>, ServerError> {
+        self.ask(|reply| Command::Lookup(name.to_owned(), reply))
+            .await
+    }
+
+    /// Every registered client.
+    pub async fn clients(&self) -> Result<Vec<ClientInfo>, ServerError> {
+        self.ask(Command::Clients).await
+    }
+
+    /// Starts a graceful shutdown: every client gets a Close frame with 1001, new
+    /// upgrades are refused, and the driver ends once every connection has ended (the
+    /// core aborts those that do not finish the close handshake in time).
+    pub fn shutdown(&self) {
+        // A stopped server needs no shutdown.
+        let _ = self.tx.try_send(Command::Shutdown);
+    }
+
+    /// Whether the driver has ended (after a shutdown).
+    pub fn is_stopped(&self) -> bool {
+        self.done.is_closed()
+    }
+
+    /// Waits until the driver has ended (after a shutdown).
+    pub async fn stopped(&self) {
+        // Nothing is ever sent: this returns when the driver drops its end.
+        let _ = self.done.recv().await;
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(Tx<T>) -> Command<AsyncChannels>,
+    ) -> Result<T, ServerError> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.tx
+            .send(make(Tx(reply)))
+            .await
+            .map_err(|_| ServerError::Stopped)?;
+        answer.recv().await.map_err(|_| ServerError::Stopped)
+    }
+}
+
+/// async-channel, for the async server.
+#[derive(Debug)]
+struct AsyncChannels;
+
+/// An async-channel sender as an outbox or a one-shot reply.
+#[derive(Debug)]
+struct Tx<T>(Sender<T>);
+
+impl hub::Channels for AsyncChannels {
+    type Outbox = Tx<Out>;
+    type Reply<T> = Tx<T>;
+}
+
+impl hub::Outbox for Tx<Out> {
+    fn push(&self, out: Out) {
+        // Unbounded: never full. A connection that ended has closed it.
+        let _ = self.0.try_send(out);
+    }
+}
+
+impl<T> hub::Reply<T> for Tx<T> {
+    fn reply(self, value: T) {
+        // Bounded(1) and used once: never full. An asker that went away is ignored.
+        let _ = self.0.try_send(value);
+    }
+}
+
+/// The driver task: owns the hub (and the core), waits for a command or the one
+/// deadline, and dispatches what the core decided.
+struct Driver {
+    /// Dropped when the driver ends, which tells [`ServerHandle::stopped`].
+    _done: Sender<()>,
+    hub: Hub<AsyncChannels>,
+    inbox: Receiver<Command<AsyncChannels>>,
+    events: Sender<ServerEvent>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut timer = Timer::never();
+        let (events, inbox) = (&self.events, &self.inbox);
+        // Unbounded channels never fill; an application that dropped its server reads
+        // no events, so sends may fail.
+        loop {
+            let command = match self.hub.poll(|e| drop(events.try_send(e))) {
+                Wait::Stop => break,
+                Wait::Until(deadline) => {
+                    timer.set_at(deadline);
+                    future::or(async { Some(inbox.recv().await) }, async {
+                        (&mut timer).await;
+                        None
+                    })
+                    .await
+                }
+                Wait::Forever => Some(inbox.recv().await),
+            };
+            match command {
+                // Every handle is gone: nobody can ask for anything any more.
+                Some(Err(_)) => break,
+                command => self
+                    .hub
+                    .step(command.and_then(Result::ok), |e| drop(events.try_send(e))),
+            }
+        }
+        self.inbox.close();
+    }
+}
+
+/// Runs one connection: the handshake, then the read/execute loop.
+async fn serve<S>(mut stream: S, to_driver: &Sender<Command<AsyncChannels>>, config: &ServerConfig)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let deadline = Instant::now() + config.core.handshake_timeout;
+    let upgraded = future::or(handshake(&mut stream, to_driver, config), async {
+        Timer::at(deadline).await;
+        None
+    })
+    .await;
+    let Some((name, tail)) = upgraded else {
+        return;
+    };
+    let (outbox, actions) = async_channel::unbounded();
+    let (reply, opened) = async_channel::bounded(1);
+    if to_driver
+        .send(Command::Open(name, Tx(outbox), Tx(reply)))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let conn = match opened.recv().await {
+        Ok(Ok(conn)) => conn,
+        // Shutting down or full: the socket closes without more ado.
+        Ok(Err(OpenError::ShuttingDown | OpenError::Full)) | Err(_) => return,
+    };
+    let ws_config = config
+        .buffers
+        .websocket_config(config.core.max_message_size);
+    let ws =
+        WebSocketStream::from_partially_read(stream, tail, Role::Server, Some(ws_config)).await;
+    let error = run_open(ws, conn, to_driver, &actions).await;
+    let _ = to_driver.send(Command::Ended(conn, error)).await;
+}
+
+/// Reads the request head and answers it: plain HTTP, a rejection, or 101. Returns the
+/// accepted name and the bytes read past the head.
+async fn handshake<S>(
+    stream: &mut S,
+    to_driver: &Sender<Command<AsyncChannels>>,
+    config: &ServerConfig,
+) -> Option<(Option<String>, Vec<u8>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (request, tail) = match read_head(stream).await {
+        Ok(head) => head,
+        Err(Some(response)) => return respond(stream, &response).await,
+        Err(None) => return None,
+    };
+    if !wire::is_upgrade(&request) {
+        if let Some(response) = config.http.as_ref().and_then(|h| h(&request)) {
+            return respond(stream, &response).await;
+        }
+    }
+    let (reply, verdict) = async_channel::bounded(1);
+    let asked = Command::Upgrade(Box::new(request.clone()), Tx(reply));
+    to_driver.send(asked).await.ok()?;
+    let name = match verdict.recv().await.ok()? {
+        Verdict::Accept(name) => name,
+        Verdict::Reject(response) => return respond(stream, &response).await,
+    };
+    // The core accepted the target; a request that breaks the WebSocket handshake
+    // rules (a plain GET, no key, wrong version) still gets 400.
+    let upgrade = match wire::upgrade_response(&request) {
+        Ok(upgrade) => upgrade,
+        Err(response) => return respond(stream, &response).await,
+    };
+    stream.write_all(&upgrade).await.ok()?;
+    stream.flush().await.ok()?;
+    Some((name, tail))
+}
+
+/// Reads the request head. `Err(Some(_))` is an answer to send, `Err(None)` means drop
+/// the connection silently (IO error, end of stream).
+async fn read_head<S>(stream: &mut S) -> Result<(Request, Vec<u8>), Option<HttpResponse>>
+where
+    S: AsyncRead + Unpin,
+{
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Err(None),
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        match wire::parse_head(&buf) {
+            Head::Partial => {}
+            Head::Complete(request, len) => return Ok((*request, buf.split_off(len))),
+            Head::Invalid(status) => {
+                return Err(Some(HttpResponse::text(status, "bad request\n")));
+            }
+        }
+    }
+}
+
+/// Writes a plain HTTP answer and closes; the connection is done (`None`).
+async fn respond<S, T>(stream: &mut S, response: &HttpResponse) -> Option<T>
+where
+    S: AsyncWrite + Unpin,
+{
+    let _ = stream.write_all(&response.to_bytes()).await;
+    let _ = stream.flush().await;
+    let _ = stream.close().await;
+    None
+}
+
+/// The open connection's loop; returns the IO error that ended it, if any.
+async fn run_open<S>(
+    mut ws: WebSocketStream<S>,
+    conn: ConnId,
+    to_driver: &Sender<Command<AsyncChannels>>,
+    actions: &Receiver<Out>,
+) -> Option<String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        let next = future::or(async { Err(actions.recv().await) }, async {
+            Ok(ws.next().await)
+        })
+        .await;
+        let out = match next {
+            // The driver is gone: nothing will ever be decided for this socket.
+            Err(Err(_)) => return None,
+            Err(Ok(out)) => out,
+            Ok(None) => return None,
+            Ok(Some(Err(e))) => return ended(e),
+            Ok(Some(Ok(message))) => {
+                // A Ping makes tungstenite queue a Pong, which it writes on the next
+                // poll of the stream: at once, as the loop comes round.
+                if to_driver.send(Command::Frame(conn, message)).await.is_err() {
+                    return None;
+                }
+                continue;
+            }
+        };
+        let sent = match out {
+            Out::Ping(payload) => {
+                ws.send(WsMessage::Ping(payload.as_bytes().to_vec().into()))
+                    .await
+            }
+            Out::Send(message) => {
+                let len = message.len();
+                let sent = ws.send(message).await;
+                if sent.is_ok() {
+                    let _ = to_driver.send(Command::Written(conn, len)).await;
+                }
+                sent
+            }
+            Out::Close(code, reason) => ws.close(Some(wire::close_frame(code, &reason))).await,
+            Out::Evict(code, reason) => {
+                // Only what the socket takes at once: the peer may not be reading.
+                let close = ws.close(Some(wire::close_frame(code, &reason)));
+                let _ = future::poll_once(close).await;
+                return None;
+            }
+            Out::Abort => return None,
+        };
+        if let Err(e) = sent {
+            return ended(e);
+        }
+    }
+}
+
+/// The error text for the core; a finished close handshake is no error.
+fn ended(error: tungstenite::Error) -> Option<String> {
+    match error {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => None,
+        e => Some(e.to_string()),
+    }
+}
+
+/// Accepts connections with `accept` and hands each to `spawn` (which should spawn
+/// [`ServerHandle::serve`]), until the server has stopped. For runtimes without a
+/// feature here: pass your listener's accept and your spawn function.
+pub async fn accept_loop<S, A, F>(
+    handle: ServerHandle,
+    mut accept: A,
+    spawn: impl Fn(ServerHandle, S),
+) where
+    A: FnMut() -> F,
+    F: std::future::Future<Output = io::Result<S>>,
+{
+    loop {
+        let accepted = future::or(async { Some(accept().await) }, async {
+            handle.stopped().await;
+            None
+        })
+        .await;
+        match accepted {
+            Some(Ok(stream)) => spawn(handle.clone(), stream),
+            // Out of descriptors or a reset before accept: back off briefly instead
+            // of spinning.
+            Some(Err(_)) => {
+                Timer::after(std::time::Duration::from_millis(5)).await;
+            }
+            None => break,
+        }
+    }
+}
+
+/// Listening and spawning on smol.
+#[cfg(feature = "smol")]
+pub mod smol {
+    use super::{accept_loop, io, Server, ServerConfig};
+
+    /// Binds `addr`, spawns the driver and an accept loop on smol's global executor,
+    /// and returns the server with the address it listens on. The listener closes
+    /// once a shutdown has finished.
+    pub async fn listen(
+        addr: impl ::smol::net::AsyncToSocketAddrs,
+        config: ServerConfig,
+    ) -> io::Result<(Server, std::net::SocketAddr)> {
+        let listener = ::smol::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let (server, driver) = Server::new(config)?;
+        ::smol::spawn(driver).detach();
+        let accept = accept_loop(
+            server.handle(),
+            move || {
+                let listener = listener.clone();
+                async move { listener.accept().await.map(|(s, _)| s) }
+            },
+            |handle, stream| ::smol::spawn(handle.serve(stream)).detach(),
+        );
+        ::smol::spawn(accept).detach();
+        Ok((server, local))
+    }
+}
+
+/// Listening and spawning on async-std.
+///
+/// async-std is discontinued upstream; this support stays for existing users, new code
+/// should prefer smol.
+#[cfg(feature = "async-std")]
+pub mod async_std {
+    use super::{accept_loop, io, Server, ServerConfig};
+
+    /// Binds `addr`, spawns the driver and an accept loop on async-std's executor, and
+    /// returns the server with the address it listens on. The listener closes once a
+    /// shutdown has finished.
+    ///
+    /// Deprecated in spirit: async-std is discontinued upstream. It keeps working here
+    /// for existing users; new code should use [`smol::listen`](super::smol::listen).
+    pub async fn listen(
+        addr: impl ::async_std::net::ToSocketAddrs,
+        config: ServerConfig,
+    ) -> io::Result<(Server, std::net::SocketAddr)> {
+        let listener = ::async_std::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let (server, driver) = Server::new(config)?;
+        ::async_std::task::spawn(driver);
+        let listener = std::sync::Arc::new(listener);
+        let accept = accept_loop(
+            server.handle(),
+            move || {
+                let listener = listener.clone();
+                async move { listener.accept().await.map(|(s, _)| s) }
+            },
+            |handle, stream| {
+                ::async_std::task::spawn(handle.serve(stream));
+            },
+        );
+        ::async_std::task::spawn(accept);
+        Ok((server, local))
+    }
+}

@@ -1,0 +1,15 @@
+//! The async server on smol over real sockets on 127.0.0.1, started with
+//! `heartline_async::server::smol::listen` (the scenarios in
+//! heartline-blocking's `tests/common/server_scenarios.rs`).
+
+mod common;
+
+use common::async_server::{config, AsyncServer};
+
+fn start(core: heartline_core::ServerConfig) -> AsyncServer {
+    let listening = heartline_async::server::smol::listen("127.0.0.1:0", config(core));
+    let (server, addr) = async_io::block_on(listening).expect("listen");
+    AsyncServer { server, addr }
+}
+
+crate::server_tests!(start);

@@ -1,0 +1,190 @@
+//! The server scenarios, written once for every runtime: each test file implements
+//! [`TestServer`] for its server and expands [`server_tests!`]. Clients are raw
+//! blocking sockets on the test thread; the server runs on its own threads or tasks.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use heartline_blocking::hub::{ClientInfo, ServerError, ServerEvent};
+use heartline_core::{close_code, ConnId, EvictReason, Message, ServerNotice};
+
+use super::server::*;
+
+/// What the scenarios need from a running server, whatever its runtime.
+pub trait TestServer {
+    /// The address it listens on.
+    fn addr(&self) -> SocketAddr;
+    /// The next event, waiting at most `wait`.
+    fn next_event(&self, wait: Duration) -> Option<ServerEvent>;
+    /// The registry.
+    fn clients(&self) -> Result<Vec<ClientInfo>, ServerError>;
+    /// Sends to a name.
+    fn send(&self, name: &str, message: Message) -> Result<(), ServerError>;
+    /// Starts a graceful shutdown.
+    fn shutdown(&self);
+    /// Waits up to `wait` for the server to stop; whether it did.
+    fn wait_stopped(&self, wait: Duration) -> bool;
+}
+
+/// Expands to one `#[test]` per scenario, each starting its server with `$start`
+/// (a `fn(heartline_core::ServerConfig) -> impl TestServer`).
+#[macro_export]
+macro_rules! server_tests {
+    ($start:expr) => {
+        #[test]
+        fn a_frozen_client_is_evicted_and_leaves_the_registry() {
+            common::server_scenarios::frozen_client_is_evicted(&$start(
+                common::server::core_config(20, 100),
+            ));
+        }
+
+        #[test]
+        fn a_second_client_with_the_same_name_replaces_the_first() {
+            common::server_scenarios::same_name_replaces(&$start(common::server::quiet()));
+        }
+
+        #[test]
+        fn a_bad_path_gets_404_and_registers_nothing() {
+            common::server_scenarios::bad_path_gets_404(&$start(common::server::quiet()));
+        }
+
+        #[test]
+        fn a_handshake_that_does_not_finish_is_dropped() {
+            common::server_scenarios::slow_handshake_is_dropped(&$start(common::server::quiet()));
+        }
+
+        #[test]
+        fn shutdown_sends_1001_to_every_client() {
+            common::server_scenarios::shutdown_sends_1001(&$start(common::server::quiet()));
+        }
+    };
+}
+
+fn wait(
+    server: &impl TestServer,
+    what: &str,
+    wanted: impl FnMut(&ServerEvent) -> bool,
+) -> ServerEvent {
+    wait_for(|left| server.next_event(left), what, wanted)
+}
+
+fn opened(server: &impl TestServer, name: &str) -> ConnId {
+    let event = wait(
+        server,
+        "Opened",
+        |e| matches!(e, ServerEvent::Notice(ServerNotice::Opened { name: Some(n), .. }) if &**n == name),
+    );
+    match event {
+        ServerEvent::Notice(ServerNotice::Opened { conn, .. }) => conn,
+        _ => unreachable!(),
+    }
+}
+
+fn registered(server: &impl TestServer, name: &str) -> Option<ConnId> {
+    let clients = server.clients().expect("the server runs");
+    clients.iter().find(|c| c.name == name).map(|c| c.conn)
+}
+
+/// A client that connects and then never reads (so never answers a ping) is evicted
+/// with 4408 and leaves the registry.
+pub fn frozen_client_is_evicted(server: &impl TestServer) {
+    let client = connect(server.addr(), "/ws/?name=frozen");
+    let conn = opened(server, "frozen");
+
+    wait(
+        server,
+        "eviction",
+        |e| matches!(e, ServerEvent::Notice(ServerNotice::Evicted { conn: c, reason: EvictReason::Idle, .. }) if *c == conn),
+    );
+    wait(
+        server,
+        "Closed",
+        |e| matches!(e, ServerEvent::Notice(ServerNotice::Closed { conn: c, .. }) if *c == conn),
+    );
+    assert_eq!(registered(server, "frozen"), None);
+
+    // What the frozen client was sent: pings it never answered, then the eviction.
+    let frames = frames_until_eof(&mut client.into_inner());
+    assert!(
+        frames.iter().any(|(op, _)| *op == 0x9),
+        "no ping in {frames:?}"
+    );
+    let (op, payload) = frames.last().expect("frames");
+    assert_eq!(*op, 0x8, "last frame is not a Close: {frames:?}");
+    assert_eq!(close_payload_code(payload), Some(close_code::IDLE_TIMEOUT));
+}
+
+/// A second client with the same name replaces the first, which gets 4409; the name
+/// then reaches the second client, both ways.
+pub fn same_name_replaces(server: &impl TestServer) {
+    let mut first = connect(server.addr(), "/ws/?name=dup");
+    let first_conn = opened(server, "dup");
+    let mut second = connect(server.addr(), "/ws/?name=dup");
+    let second_conn = opened(server, "dup");
+
+    assert_eq!(close_code(&mut first), close_code::REPLACED);
+    wait(server, "Replaced", |e| {
+        matches!(e, ServerEvent::Notice(ServerNotice::Replaced { old, new, .. })
+            if *old == first_conn && *new == second_conn)
+    });
+    assert_eq!(registered(server, "dup"), Some(second_conn));
+
+    second.send("hello".into()).unwrap();
+    let event = wait(server, "a message", |e| {
+        matches!(e, ServerEvent::Message { .. })
+    });
+    assert_eq!(
+        event,
+        ServerEvent::Message {
+            conn: second_conn,
+            name: Some("dup".into()),
+            message: Message::Text("hello".into()),
+        }
+    );
+    server.send("dup", "back".into()).unwrap();
+    assert_eq!(next_text(&mut second), "back");
+}
+
+/// An upgrade to a path the server does not serve gets 404, one without a name 400,
+/// and neither registers anything.
+pub fn bad_path_gets_404(server: &impl TestServer) {
+    let (status, body) = http_exchange(server.addr(), &upgrade_request("/nope/?name=x"));
+    assert_eq!(status, 404);
+    assert!(!body.is_empty());
+    wait(
+        server,
+        "Rejected",
+        |e| matches!(e, ServerEvent::Notice(ServerNotice::Rejected { path, status: 404 }) if path == "/nope/"),
+    );
+    let (status, _) = http_exchange(server.addr(), &upgrade_request("/ws/"));
+    assert_eq!(status, 400);
+    assert_eq!(server.clients().unwrap(), vec![]);
+}
+
+/// A request head that never completes is dropped at the handshake timeout, unanswered.
+pub fn slow_handshake_is_dropped(server: &impl TestServer) {
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream
+        .write_all(b"GET /ws/?name=slow HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    assert_eq!(frames_until_eof(&mut stream), vec![]);
+    assert_eq!(server.clients().unwrap(), vec![]);
+}
+
+/// Shutdown sends 1001 to every client, and the server then stops.
+pub fn shutdown_sends_1001(server: &impl TestServer) {
+    let mut a = connect(server.addr(), "/ws/?name=a");
+    opened(server, "a");
+    let mut b = connect(server.addr(), "/ws/?name=b");
+    opened(server, "b");
+
+    server.shutdown();
+    assert_eq!(close_code(&mut a), close_code::GOING_AWAY);
+    assert_eq!(close_code(&mut b), close_code::GOING_AWAY);
+    wait(server, "ShutdownComplete", |e| {
+        matches!(e, ServerEvent::Notice(ServerNotice::ShutdownComplete))
+    });
+    assert!(server.wait_stopped(PATIENCE), "the server did not stop");
+    assert_eq!(server.clients(), Err(ServerError::Stopped));
+}

@@ -1,0 +1,60 @@
+//! The blocking server over real sockets on 127.0.0.1: eviction of a frozen client,
+//! replacement by name, rejection of a bad path, the handshake timeout and graceful
+//! shutdown (the scenarios in `common/server_scenarios.rs`).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use common::server_scenarios::TestServer;
+use heartline_blocking::hub::{ClientInfo, ServerError, ServerEvent};
+use heartline_blocking::server::{Server, ServerConfig};
+use heartline_core::Message;
+
+fn start(core: heartline_core::ServerConfig) -> Server {
+    let config = ServerConfig {
+        core,
+        poll_interval: Duration::from_millis(2),
+        ..ServerConfig::default()
+    };
+    Server::bind("127.0.0.1:0", config).expect("bind")
+}
+
+impl TestServer for Server {
+    fn addr(&self) -> SocketAddr {
+        self.local_addr()
+    }
+
+    fn next_event(&self, wait: Duration) -> Option<ServerEvent> {
+        self.recv_timeout(wait).ok()
+    }
+
+    fn clients(&self) -> Result<Vec<ClientInfo>, ServerError> {
+        self.handle().clients()
+    }
+
+    fn send(&self, name: &str, message: Message) -> Result<(), ServerError> {
+        self.handle().send(name, message)
+    }
+
+    fn shutdown(&self) {
+        self.handle().shutdown();
+    }
+
+    fn wait_stopped(&self, wait: Duration) -> bool {
+        // The event channel ends when the driver thread does.
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.recv_timeout(left) {
+                Err(RecvTimeoutError::Disconnected) => return true,
+                Err(RecvTimeoutError::Timeout) => return false,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+crate::server_tests!(start);

@@ -1,0 +1,981 @@
+//! The server supervisor: liveness (pings and eviction), a registry of clients by name,
+//! application heartbeats, outbound backlog bounds, upgrade validation and graceful
+//! shutdown, for every connection of a server in one sans-IO state machine.
+
+mod config;
+mod json;
+mod table;
+mod upgrade;
+
+pub use config::{FrameFn, HeartbeatAnswer, HeartbeatMatch, HeartbeatRule, ServerConfig};
+pub use upgrade::{
+    percent_decode, Accepted, AuthorizeFn, NameFn, NameSource, PathRule, QueryError, Rejection,
+    UpgradeRequest, UpgradeRules,
+};
+
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::client::CloseError;
+use crate::frame::{close_code, Frame, Message};
+use crate::{ConfigError, ConnId, Disposition, Initiator, PingPayload};
+use table::{Closing, Stage, Table};
+
+/// What the server asks its driver to do. Every action names the connection it is for;
+/// a driver ignores actions for a connection it no longer has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerAction<P = Message> {
+    /// Send a protocol Ping with this payload.
+    SendPing {
+        /// The connection.
+        conn: ConnId,
+        /// The payload (a sequence number).
+        payload: PingPayload,
+    },
+    /// Send an application message. Report its length with
+    /// [`Server::handle_written`] once written.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The message.
+        message: P,
+    },
+    /// Answer an application heartbeat with this message. Report its length with
+    /// [`Server::handle_written`] once written.
+    Reply {
+        /// The connection.
+        conn: ConnId,
+        /// The answer.
+        message: Message,
+    },
+    /// Send a Close frame and keep reading until the peer closes; then drop the
+    /// connection and report [`Server::handle_disconnected`]. The server sends
+    /// [`ServerAction::Abort`] if that takes too long. When an `Abort` for the same
+    /// connection follows at once (an eviction), write the Close only if the socket
+    /// takes it without waiting.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// The close code.
+        code: u16,
+        /// The close reason (at most 123 bytes).
+        reason: Cow<'static, str>,
+    },
+    /// Drop the connection now. The server has already forgotten it: no
+    /// [`Server::handle_disconnected`] is needed (one is ignored).
+    Abort {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+impl<P> ServerAction<P> {
+    /// The connection the action is for.
+    pub fn conn(&self) -> ConnId {
+        match self {
+            ServerAction::SendPing { conn, .. }
+            | ServerAction::Send { conn, .. }
+            | ServerAction::Reply { conn, .. }
+            | ServerAction::Close { conn, .. }
+            | ServerAction::Abort { conn } => *conn,
+        }
+    }
+}
+
+/// What the server tells the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerNotice {
+    /// A connection opened (and, with a name, was registered).
+    Opened {
+        /// The connection.
+        conn: ConnId,
+        /// Its registry name.
+        name: Option<Arc<str>>,
+    },
+    /// A newer connection took over `name`; the older one is being closed with
+    /// [`close_code::REPLACED`].
+    Replaced {
+        /// The name.
+        name: Arc<str>,
+        /// The replaced connection.
+        old: ConnId,
+        /// The connection now registered under `name`.
+        new: ConnId,
+    },
+    /// A client was evicted (closed and dropped at once). [`ServerNotice::Closed`]
+    /// follows.
+    Evicted {
+        /// The connection.
+        conn: ConnId,
+        /// Its registry name.
+        name: Option<Arc<str>>,
+        /// Why.
+        reason: EvictReason,
+    },
+    /// A connection is gone: removed from the server and the registry. Every
+    /// [`ServerNotice::Opened`] is followed by exactly one of these.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// Its registry name.
+        name: Option<Arc<str>>,
+        /// The close code (1006 when it ended without a close frame).
+        code: u16,
+        /// The close reason, or what ended it.
+        reason: Cow<'static, str>,
+        /// Who ended it.
+        by: Initiator,
+    },
+    /// An upgrade request was refused.
+    Rejected {
+        /// The request path.
+        path: String,
+        /// The HTTP status answered.
+        status: u16,
+    },
+    /// [`Server::shutdown`] finished: every connection is gone.
+    ShutdownComplete,
+}
+
+/// Why a client was evicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EvictReason {
+    /// Silent for [`ServerConfig::idle_timeout`]; closed with [`close_code::IDLE_TIMEOUT`].
+    Idle,
+    /// Its backlog passed [`ServerConfig::max_backlog_bytes`]; closed with
+    /// [`close_code::BACKLOG`].
+    Backlog,
+}
+
+impl EvictReason {
+    /// `idle` or `backlog`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvictReason::Idle => "idle",
+            EvictReason::Backlog => "backlog",
+        }
+    }
+}
+
+/// [`Server::open`] could not take the connection; the driver drops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenError {
+    /// [`Server::shutdown`] was called.
+    ShuttingDown,
+    /// The server holds the most connections it can address (16,777,215).
+    Full,
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::ShuttingDown => f.write_str("server is shutting down"),
+            OpenError::Full => f.write_str("server holds too many connections"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// A message the server would not send; the message comes back to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSendError<P = Message> {
+    /// The message that was not sent.
+    pub message: P,
+    /// Why.
+    pub kind: ServerSendErrorKind,
+}
+
+/// Why a server send was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerSendErrorKind {
+    /// No open connection has this id (it closed, is closing, or never existed).
+    NotOpen,
+    /// No client is registered under this name.
+    UnknownName,
+    /// The message alone is larger than [`ServerConfig::max_backlog_bytes`].
+    TooLarge,
+    /// The message would take the client past its backlog bound: the client was
+    /// evicted with [`close_code::BACKLOG`].
+    Evicted,
+}
+
+impl<P: fmt::Debug> fmt::Display for ServerSendError<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            ServerSendErrorKind::NotOpen => "connection is not open",
+            ServerSendErrorKind::UnknownName => "no client has this name",
+            ServerSendErrorKind::TooLarge => "message is larger than the backlog bound",
+            ServerSendErrorKind::Evicted => "client could not keep up and was evicted",
+        })
+    }
+}
+
+impl<P: fmt::Debug> std::error::Error for ServerSendError<P> {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    Running,
+    Draining,
+    Done,
+}
+
+/// The server supervisor: liveness (pings and eviction), a registry of clients by
+/// name, application heartbeats, outbound backlog bounds, upgrade validation and
+/// graceful shutdown, for every connection of a server.
+///
+/// ## The driver's part
+///
+/// 1. For each upgrade request, [`Server::accept`]; on `Err` answer the [`Rejection`]'s
+///    status and body, on `Ok` finish the handshake (within
+///    [`ServerConfig::handshake_timeout`]) and call [`Server::open`] with the name.
+/// 2. Feed frames ([`Server::handle_frame`]), written bytes ([`Server::handle_written`])
+///    and ends of connections ([`Server::handle_disconnected`]).
+/// 3. Drain [`Server::poll_action`] and execute each action on the connection it names
+///    (ignore actions for connections you no longer have), then wait for IO or
+///    [`Server::poll_timeout`] and call [`Server::handle_timeout`].
+///
+/// ## Liveness
+///
+/// Any inbound frame is a sign of life. A client quiet for
+/// [`ServerConfig::ping_interval`] gets one protocol Ping; a client silent for
+/// [`ServerConfig::idle_timeout`] since its last sign of life is evicted at exactly that
+/// moment: [`ServerAction::Close`] with [`close_code::IDLE_TIMEOUT`] immediately followed
+/// by [`ServerAction::Abort`], and it is forgotten at once. A client that silent is
+/// almost always dead or unreachable, so waiting for its close handshake would only hold
+/// the socket for another `close_timeout`; but the Close costs nothing to write, and a
+/// client that was merely frozen (a suspended laptop, a stalled tab) then learns why it
+/// was dropped instead of seeing a bare reset. Backlog eviction works the same way.
+///
+/// All deadlines of all connections come from one timer source: three intrusive lists
+/// (quiet, pinged, closing), each in deadline order because every connection shares the
+/// same timeouts. [`Server::poll_timeout`] is the smallest of three heads, an inbound
+/// frame relinks its connection at the tail of the quiet list (no heap operation, no
+/// allocation), and [`Server::handle_timeout`] touches only connections that are due.
+///
+/// ## Payloads
+///
+/// The server is generic over the outbound payload type `P`, with its length in bytes
+/// given by a function at construction ([`Server::with_payload_len`]). A driver can then
+/// use its WebSocket library's own message type (tungstenite's `Message` shares its bytes
+/// on clone), so [`Server::broadcast`] clones a handle per client instead of copying the
+/// payload, and the driver converts nothing. A function rather than a trait, because
+/// the orphan rule forbids a driver crate to implement a core trait for a library's
+/// type. [`Server::new`] uses the core's own [`Message`], which is copied per client on
+/// broadcast; use `Arc<Message>` or the library's type when that matters.
+///
+/// ## Example
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use heartline_core::{
+///     close_code, Disposition, Frame, Server, ServerAction, ServerConfig, UpgradeRequest,
+/// };
+///
+/// let start = Instant::now();
+/// let mut server = Server::new(ServerConfig::default(), start).unwrap();
+/// // An upgrade request arrives: judge it before answering 101.
+/// let headers: &[(&str, &[u8])] = &[("Host", b"example.com")];
+/// let req = UpgradeRequest::new("/ws/?name=alice", headers);
+/// let accepted = server.accept(start, &req).unwrap();
+/// // The handshake finished: the connection is tracked and registered.
+/// let alice = server.open(start, accepted.name).unwrap();
+/// assert_eq!(server.lookup("alice"), Some(alice));
+/// // A browser's heartbeat is answered and not delivered.
+/// let seen = start + Duration::from_secs(1);
+/// assert_eq!(server.handle_frame(seen, alice, Frame::Text("ping")), Disposition::Consumed);
+/// assert!(matches!(server.poll_action(), Some(ServerAction::Reply { .. })));
+/// // Then silence: a Ping after 30 s of quiet (give or take the batching slack)...
+/// let t = server.poll_timeout().unwrap();
+/// server.handle_timeout(t);
+/// assert!(matches!(server.poll_action(), Some(ServerAction::SendPing { .. })));
+/// // ...and eviction exactly 75 s after the last sign of life.
+/// let t = server.poll_timeout().unwrap();
+/// assert_eq!(t, seen + Duration::from_secs(75));
+/// server.handle_timeout(t);
+/// assert!(matches!(
+///     server.poll_action(),
+///     Some(ServerAction::Close { code: close_code::IDLE_TIMEOUT, .. })
+/// ));
+/// assert_eq!(server.poll_action(), Some(ServerAction::Abort { conn: alice }));
+/// assert_eq!(server.lookup("alice"), None);
+/// ```
+pub struct Server<P = Message> {
+    config: ServerConfig,
+    /// [`ServerConfig::effective_ping_slack`].
+    ping_slack: Duration,
+    len: fn(&P) -> usize,
+    now: Instant,
+    table: Table,
+    registry: HashMap<Arc<str>, ConnId>,
+    ping_seq: u64,
+    /// Actions and whether each is final: queued as a connection was removed (an
+    /// eviction's Close and Abort), so it goes out although the connection is gone.
+    /// Other actions for a connection that is gone by the time they are polled are
+    /// dropped: the driver no longer has it.
+    actions: VecDeque<(ServerAction<P>, bool)>,
+    notices: VecDeque<ServerNotice>,
+    shutdown: Shutdown,
+}
+
+impl<P> fmt::Debug for Server<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("connections", &self.table.len())
+            .field("registered", &self.registry.len())
+            .field("pending_actions", &self.actions.len())
+            .field("shutdown", &self.shutdown)
+            .finish()
+    }
+}
+
+impl Server<Message> {
+    /// A server whose payloads are the core's [`Message`].
+    pub fn new(config: ServerConfig, now: Instant) -> Result<Self, ConfigError> {
+        Server::with_payload_len(config, now, Message::len)
+    }
+}
+
+impl<P> Server<P> {
+    /// A server whose payloads are `P`, with `len` giving a payload's size in bytes (what
+    /// the backlog bound counts). For tungstenite: `|m: &Message| m.len()`.
+    pub fn with_payload_len(
+        config: ServerConfig,
+        now: Instant,
+        len: fn(&P) -> usize,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Server {
+            ping_slack: config.effective_ping_slack(),
+            config,
+            len,
+            now,
+            table: Table::new(),
+            registry: HashMap::new(),
+            ping_seq: 0,
+            actions: VecDeque::with_capacity(64),
+            notices: VecDeque::with_capacity(16),
+            shutdown: Shutdown::Running,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    // ---- handshake ----
+
+    /// Judges an upgrade request with [`ServerConfig::upgrade`] (and 503 while shutting
+    /// down). A rejection is also reported as [`ServerNotice::Rejected`].
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        req: &UpgradeRequest<'_>,
+    ) -> Result<Accepted, Rejection> {
+        self.clamp(now);
+        let verdict = if self.shutdown != Shutdown::Running {
+            Err(Rejection::unavailable("server is shutting down"))
+        } else {
+            self.config.upgrade.check(req)
+        };
+        if let Err(r) = &verdict {
+            self.notices.push_back(ServerNotice::Rejected {
+                path: req.path().to_owned(),
+                status: r.status,
+            });
+        }
+        verdict
+    }
+
+    /// A connection finished its handshake: it is tracked from now on and, with a name,
+    /// registered. An open connection with the same name is replaced: it gets a Close
+    /// with [`close_code::REPLACED`] and leaves the registry.
+    pub fn open(&mut self, now: Instant, name: Option<String>) -> Result<ConnId, OpenError> {
+        let now = self.clamp(now);
+        if self.shutdown != Shutdown::Running {
+            return Err(OpenError::ShuttingDown);
+        }
+        let name: Option<Arc<str>> = name.map(Arc::from);
+        let conn = self
+            .table
+            .insert(now, name.clone())
+            .ok_or(OpenError::Full)?;
+        let replaced = name
+            .as_ref()
+            .and_then(|n| self.registry.insert(n.clone(), conn));
+        self.notices.push_back(ServerNotice::Opened {
+            conn,
+            name: name.clone(),
+        });
+        if let (Some(old), Some(name)) = (replaced, name) {
+            if let Some(idx) = self.table.find(old) {
+                self.start_close(
+                    now,
+                    idx,
+                    close_code::REPLACED,
+                    Cow::Borrowed("replaced by a newer connection"),
+                    Initiator::Local,
+                );
+            }
+            self.notices.push_back(ServerNotice::Replaced {
+                name,
+                old,
+                new: conn,
+            });
+        }
+        Ok(conn)
+    }
+
+    // ---- events ----
+
+    /// A frame arrived on `conn`. Any frame is a sign of life. The answer says whether
+    /// the application should see it ([`Disposition::Deliver`]), the server dealt with
+    /// it (`Consumed`: control frames, application heartbeats, oversized messages), or
+    /// `conn` is gone (`Stale`).
+    pub fn handle_frame(&mut self, now: Instant, conn: ConnId, frame: Frame<'_>) -> Disposition {
+        let now = self.clamp(now);
+        let Some(idx) = self.table.find(conn) else {
+            return Disposition::Stale;
+        };
+        let too_big = match frame {
+            Frame::Text(t) => t.len() > self.config.max_message_size,
+            Frame::Binary(b) => b.len() > self.config.max_message_size,
+            _ => false,
+        };
+        if self.table.slot(idx).stage == Stage::Closing {
+            // Data still arriving during a close handshake is the application's.
+            return match frame {
+                Frame::Text(_) | Frame::Binary(_) if !too_big => Disposition::Deliver,
+                _ => Disposition::Consumed,
+            };
+        }
+        self.table.move_to(idx, Stage::Quiet, now);
+        match frame {
+            Frame::Pong(payload) => {
+                let slot = self.table.slot_mut(idx);
+                if let Some((seq, sent)) = slot.ping {
+                    if PingPayload::from_seq(seq).as_bytes() == payload {
+                        slot.rtt = Some(now.saturating_duration_since(sent));
+                        slot.ping = None;
+                    }
+                }
+                Disposition::Consumed
+            }
+            Frame::Ping(_) => Disposition::Consumed,
+            Frame::Close(close) => {
+                let (code, reason) = close.unwrap_or((close_code::NO_STATUS, ""));
+                // The WebSocket library answers the Close; wait for the peer to end TCP.
+                self.start_close(
+                    now,
+                    idx,
+                    code,
+                    Cow::Owned(reason.to_owned()),
+                    Initiator::Remote,
+                );
+                Disposition::Consumed
+            }
+            Frame::Text(_) | Frame::Binary(_) if too_big => {
+                self.start_close(
+                    now,
+                    idx,
+                    close_code::TOO_BIG,
+                    Cow::Borrowed("message too big"),
+                    Initiator::Local,
+                );
+                Disposition::Consumed
+            }
+            Frame::Text(_) | Frame::Binary(_) => self.app_heartbeat(idx, conn, frame),
+        }
+    }
+
+    /// `bytes` of payload handed out in [`ServerAction::Send`] or
+    /// [`ServerAction::Reply`] were written to `conn`'s socket.
+    pub fn handle_written(&mut self, conn: ConnId, bytes: usize) {
+        if let Some(idx) = self.table.find(conn) {
+            let slot = self.table.slot_mut(idx);
+            slot.backlog = slot.backlog.saturating_sub(bytes);
+        }
+    }
+
+    /// `conn` ended: the peer closed TCP, an IO error happened (`error` says which), or
+    /// the driver finished a close. The connection leaves the server and the registry.
+    pub fn handle_disconnected(&mut self, now: Instant, conn: ConnId, error: Option<&str>) {
+        self.clamp(now);
+        let Some(idx) = self.table.find(conn) else {
+            return;
+        };
+        let closing = self.table.slot_mut(idx).closing.take();
+        let (code, reason, by) = match closing {
+            Some(c) => (c.code, c.reason, c.by),
+            None => (
+                close_code::ABNORMAL,
+                Cow::Owned(error.unwrap_or("connection lost").to_owned()),
+                Initiator::Transport,
+            ),
+        };
+        self.remove(idx, code, reason, by);
+    }
+
+    /// Handles every deadline at or before `now`: aborts close handshakes that took too
+    /// long, evicts clients silent for `idle_timeout`, pings clients quiet for
+    /// `ping_interval`. Each handled deadline moves or goes, so calling this again with
+    /// the same `now` does nothing; it only touches connections that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clamp(now);
+        while let Some(idx) = self.due(Stage::Closing, now) {
+            let conn = self.table.id(idx);
+            self.actions.push_back((ServerAction::Abort { conn }, true));
+            let c = self.table.slot_mut(idx).closing.take();
+            let (code, reason, by) = c.map_or(
+                (close_code::ABNORMAL, Cow::Borrowed(""), Initiator::Local),
+                |c| (c.code, c.reason, c.by),
+            );
+            self.remove(idx, code, reason, by);
+        }
+        while let Some(idx) = self.due(Stage::Pinged, now) {
+            self.evict(idx, EvictReason::Idle);
+        }
+        while let Some(idx) = self.due(Stage::Quiet, now) {
+            let last_seen = self.table.slot(idx).key;
+            if at(last_seen, self.config.idle_timeout).is_some_and(|t| t <= now) {
+                // Overdue for both: no point pinging a client about to be dropped.
+                self.evict(idx, EvictReason::Idle);
+                continue;
+            }
+            let conn = self.table.id(idx);
+            let seq = self.ping_seq;
+            self.ping_seq += 1;
+            self.table.slot_mut(idx).ping = Some((seq, now));
+            self.table.move_to(idx, Stage::Pinged, last_seen);
+            self.actions.push_back((
+                ServerAction::SendPing {
+                    conn,
+                    payload: PingPayload::from_seq(seq),
+                },
+                false,
+            ));
+        }
+    }
+
+    // ---- commands ----
+
+    /// Sends `message` to `conn`. Fails with the message back when `conn` is not open or
+    /// the message alone exceeds the backlog bound; evicts the client when the message
+    /// would take it past the bound.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        message: P,
+    ) -> Result<(), ServerSendError<P>> {
+        self.clamp(now);
+        match self.table.find(conn) {
+            Some(idx) if self.table.slot(idx).stage != Stage::Closing => {
+                self.send_to_slot(idx, conn, message)
+            }
+            _ => Err(ServerSendError {
+                message,
+                kind: ServerSendErrorKind::NotOpen,
+            }),
+        }
+    }
+
+    /// Sends `message` to the client registered as `name` (see [`Server::send`]).
+    pub fn send_to(
+        &mut self,
+        now: Instant,
+        name: &str,
+        message: P,
+    ) -> Result<(), ServerSendError<P>> {
+        match self.lookup(name) {
+            Some(conn) => self.send(now, conn, message),
+            None => Err(ServerSendError {
+                message,
+                kind: ServerSendErrorKind::UnknownName,
+            }),
+        }
+    }
+
+    /// Closes `conn` with `code` and `reason` (the close handshake, then an abort after
+    /// `close_timeout`). `Ok(false)` when `conn` is not open.
+    pub fn close(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        code: u16,
+        reason: &str,
+    ) -> Result<bool, CloseError> {
+        if !close_code::is_sendable(code) {
+            return Err(CloseError::InvalidCode(code));
+        }
+        if reason.len() > 123 {
+            return Err(CloseError::ReasonTooLong(reason.len()));
+        }
+        let now = self.clamp(now);
+        match self.table.find(conn) {
+            Some(idx) if self.table.slot(idx).stage != Stage::Closing => {
+                let reason = Cow::Owned(reason.to_owned());
+                self.start_close(now, idx, code, reason, Initiator::Local);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Graceful shutdown: no new connections (upgrades get 503, [`Server::open`] fails),
+    /// every open connection gets a Close with 1001, and whatever has not closed within
+    /// `close_timeout` is aborted. [`ServerNotice::ShutdownComplete`] reports when every
+    /// connection is gone. Calling it again does nothing.
+    pub fn shutdown(&mut self, now: Instant) {
+        let now = self.clamp(now);
+        if self.shutdown != Shutdown::Running {
+            return;
+        }
+        self.shutdown = Shutdown::Draining;
+        for i in 0..self.table.capacity() {
+            let open = self
+                .table
+                .held(i)
+                .is_some_and(|s| s.stage != Stage::Closing);
+            if open {
+                self.start_close(
+                    now,
+                    i as u32,
+                    close_code::GOING_AWAY,
+                    Cow::Borrowed("server shutting down"),
+                    Initiator::Local,
+                );
+            }
+        }
+        self.check_shutdown();
+    }
+
+    // ---- outputs ----
+
+    /// The next thing for the driver to do.
+    pub fn poll_action(&mut self) -> Option<ServerAction<P>> {
+        while let Some((action, is_final)) = self.actions.pop_front() {
+            if is_final || self.table.find(action.conn()).is_some() {
+                return Some(action);
+            }
+            // Queued for a connection that has gone since: the driver no longer has it.
+        }
+        None
+    }
+
+    /// The next thing to tell the application.
+    pub fn poll_notice(&mut self) -> Option<ServerNotice> {
+        self.notices.pop_front()
+    }
+
+    /// The one deadline at which [`Server::handle_timeout`] must be called next: the
+    /// earliest over all connections (pings delayed by at most
+    /// [`ServerConfig::effective_ping_slack`] to share a wake-up), found in constant
+    /// time.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [Stage::Closing, Stage::Pinged, Stage::Quiet]
+            .into_iter()
+            .filter_map(|stage| self.wake_at(stage))
+            .min()
+    }
+
+    // ---- getters ----
+
+    /// Connections held: open, or closing and not yet gone.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether no connection is held.
+    pub fn is_empty(&self) -> bool {
+        self.table.len() == 0
+    }
+
+    /// Whether `conn` is open (not closing, not gone).
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.table
+            .find(conn)
+            .is_some_and(|i| self.table.slot(i).stage != Stage::Closing)
+    }
+
+    /// The connection registered as `name`.
+    pub fn lookup(&self, name: &str) -> Option<ConnId> {
+        self.registry.get(name).copied()
+    }
+
+    /// The name `conn` connected with (also while it closes, or after it was replaced).
+    pub fn name(&self, conn: ConnId) -> Option<&str> {
+        let idx = self.table.find(conn)?;
+        self.table.slot(idx).name.as_deref()
+    }
+
+    /// The registry: every registered name and its connection, in no particular order.
+    pub fn clients(&self) -> impl Iterator<Item = (&str, ConnId)> + '_ {
+        self.registry.iter().map(|(n, c)| (&**n, *c))
+    }
+
+    /// Every open connection (named or not) and its name.
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, Option<&str>)> + '_ {
+        (0..self.table.capacity()).filter_map(|i| {
+            let slot = self.table.held(i)?;
+            (slot.stage != Stage::Closing).then(|| (self.table.id(i as u32), slot.name.as_deref()))
+        })
+    }
+
+    /// Payload bytes handed to the driver for `conn` and not yet reported written.
+    pub fn backlog(&self, conn: ConnId) -> Option<usize> {
+        self.table.find(conn).map(|i| self.table.slot(i).backlog)
+    }
+
+    /// The round-trip time of `conn`'s last answered Ping.
+    pub fn rtt(&self, conn: ConnId) -> Option<Duration> {
+        self.table.find(conn).and_then(|i| self.table.slot(i).rtt)
+    }
+
+    /// Whether [`Server::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown != Shutdown::Running
+    }
+
+    /// Whether shutdown finished: every connection is gone.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown == Shutdown::Done
+    }
+
+    // ---- internals ----
+
+    fn clamp(&mut self, now: Instant) -> Instant {
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    fn deadline(&self, stage: Stage) -> Option<Instant> {
+        let idx = self.table.head(stage)?;
+        let after = match stage {
+            Stage::Quiet => self.config.ping_interval,
+            Stage::Pinged => self.config.idle_timeout,
+            Stage::Closing => self.config.close_timeout,
+        };
+        at(self.table.slot(idx).key, after)
+    }
+
+    /// When to wake for `stage`: its deadline, plus the ping slack for pings.
+    fn wake_at(&self, stage: Stage) -> Option<Instant> {
+        let t = self.deadline(stage)?;
+        match stage {
+            Stage::Quiet => at(t, self.ping_slack),
+            _ => Some(t),
+        }
+    }
+
+    fn due(&self, stage: Stage, now: Instant) -> Option<u32> {
+        let idx = self.table.head(stage)?;
+        self.deadline(stage)
+            .is_some_and(|t| t <= now)
+            .then_some(idx)
+    }
+
+    fn app_heartbeat(&mut self, idx: u32, conn: ConnId, frame: Frame<'_>) -> Disposition {
+        let Some(rule) = self
+            .config
+            .app_heartbeats
+            .iter()
+            .find(|r| r.matches(&frame))
+        else {
+            return Disposition::Deliver;
+        };
+        let disposition = if rule.deliver {
+            Disposition::Deliver
+        } else {
+            Disposition::Consumed
+        };
+        let message = match &rule.answer {
+            HeartbeatAnswer::Nothing => return disposition,
+            HeartbeatAnswer::Reply(m) => m.clone(),
+            HeartbeatAnswer::Echo => match frame {
+                Frame::Text(t) => Message::Text(t.to_owned()),
+                Frame::Binary(b) => Message::Binary(b.to_vec()),
+                _ => return disposition,
+            },
+        };
+        let len = message.len();
+        if self.charge(idx, len) {
+            self.actions
+                .push_back((ServerAction::Reply { conn, message }, false));
+        }
+        disposition
+    }
+
+    /// Counts `len` more bytes against `idx`'s backlog; evicts and returns `false` when
+    /// that passes the bound.
+    fn charge(&mut self, idx: u32, len: usize) -> bool {
+        let slot = self.table.slot_mut(idx);
+        if slot.backlog.saturating_add(len) > self.config.max_backlog_bytes {
+            self.evict(idx, EvictReason::Backlog);
+            return false;
+        }
+        slot.backlog += len;
+        true
+    }
+
+    fn send_to_slot(
+        &mut self,
+        idx: u32,
+        conn: ConnId,
+        message: P,
+    ) -> Result<(), ServerSendError<P>> {
+        let len = (self.len)(&message);
+        if len > self.config.max_backlog_bytes {
+            return Err(ServerSendError {
+                message,
+                kind: ServerSendErrorKind::TooLarge,
+            });
+        }
+        if !self.charge(idx, len) {
+            return Err(ServerSendError {
+                message,
+                kind: ServerSendErrorKind::Evicted,
+            });
+        }
+        self.actions
+            .push_back((ServerAction::Send { conn, message }, false));
+        Ok(())
+    }
+
+    /// Starts a close handshake on an open connection: it leaves the registry at once.
+    fn start_close(
+        &mut self,
+        now: Instant,
+        idx: u32,
+        code: u16,
+        reason: Cow<'static, str>,
+        by: Initiator,
+    ) {
+        let conn = self.table.id(idx);
+        self.unregister(idx, conn);
+        if by == Initiator::Local {
+            self.actions.push_back((
+                ServerAction::Close {
+                    conn,
+                    code,
+                    reason: reason.clone(),
+                },
+                false,
+            ));
+        }
+        self.table.slot_mut(idx).closing = Some(Closing { code, reason, by });
+        self.table.move_to(idx, Stage::Closing, now);
+    }
+
+    /// Closes (best effort) and drops a client at once.
+    fn evict(&mut self, idx: u32, reason: EvictReason) {
+        let conn = self.table.id(idx);
+        let (code, text) = match reason {
+            EvictReason::Idle => (close_code::IDLE_TIMEOUT, "idle timeout"),
+            EvictReason::Backlog => (close_code::BACKLOG, "too far behind"),
+        };
+        let text = Cow::Borrowed(text);
+        self.actions.push_back((
+            ServerAction::Close {
+                conn,
+                code,
+                reason: text.clone(),
+            },
+            true,
+        ));
+        self.actions.push_back((ServerAction::Abort { conn }, true));
+        self.notices.push_back(ServerNotice::Evicted {
+            conn,
+            name: self.table.slot(idx).name.clone(),
+            reason,
+        });
+        self.remove(idx, code, text, Initiator::Local);
+    }
+
+    fn unregister(&mut self, idx: u32, conn: ConnId) {
+        if let Some(name) = &self.table.slot(idx).name {
+            // Only if the name is still ours: a replaced connection must not remove its
+            // successor.
+            if self.registry.get(&**name) == Some(&conn) {
+                self.registry.remove(&**name);
+            }
+        }
+    }
+
+    fn remove(&mut self, idx: u32, code: u16, reason: Cow<'static, str>, by: Initiator) {
+        let conn = self.table.id(idx);
+        self.unregister(idx, conn);
+        let name = self.table.remove(idx);
+        self.notices.push_back(ServerNotice::Closed {
+            conn,
+            name,
+            code,
+            reason,
+            by,
+        });
+        self.check_shutdown();
+    }
+
+    fn check_shutdown(&mut self) {
+        if self.shutdown == Shutdown::Draining && self.table.len() == 0 {
+            self.shutdown = Shutdown::Done;
+            self.notices.push_back(ServerNotice::ShutdownComplete);
+        }
+    }
+}
+
+impl<P: Clone> Server<P> {
+    /// Sends `message` to every open connection (named or not); returns how many got
+    /// it. Each client gets a clone of `message`: cheap for shared payloads (see
+    /// "Payloads" on [`Server`]). Clients the message would take past their backlog
+    /// bound are evicted instead; a message larger than the bound itself goes to nobody.
+    pub fn broadcast(&mut self, now: Instant, message: P) -> usize {
+        self.broadcast_except(now, message, None)
+    }
+
+    /// [`Server::broadcast`] to everyone but `except` (the sender, in a chat).
+    pub fn broadcast_except(&mut self, now: Instant, message: P, except: Option<ConnId>) -> usize {
+        self.clamp(now);
+        let len = (self.len)(&message);
+        if len > self.config.max_backlog_bytes {
+            return 0;
+        }
+        let mut sent = 0;
+        for i in 0..self.table.capacity() {
+            let open = self
+                .table
+                .held(i)
+                .is_some_and(|s| s.stage != Stage::Closing);
+            if !open {
+                continue;
+            }
+            let idx = i as u32;
+            let conn = self.table.id(idx);
+            if Some(conn) == except {
+                continue;
+            }
+            if self.charge(idx, len) {
+                self.actions.push_back((
+                    ServerAction::Send {
+                        conn,
+                        message: message.clone(),
+                    },
+                    false,
+                ));
+                sent += 1;
+            }
+        }
+        sent
+    }
+}
+
+/// `t + d`, or `None` (never) when that is past what `Instant` can hold.
+fn at(t: Instant, d: Duration) -> Option<Instant> {
+    t.checked_add(d)
+}

@@ -1,0 +1,3 @@
+//! Helpers shared by the scenario tests.
+
+pub mod server;

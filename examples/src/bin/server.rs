@@ -1,0 +1,269 @@
+//! `server`: an echo server on the model of seed 002's Node server.
+//!
+//! It echoes every message back to its sender, answers the seeds' heartbeats (text
+//! `ping` gets `pong`, a JSON `heart_beat` message is echoed), pings quiet clients and
+//! evicts silent ones, keys clients by `?name=` (a second connection with a name
+//! replaces the first), and serves at `GET /` a page with connect / send / close
+//! buttons whose script heartbeats and reconnects.
+//!
+//! Events are JSON lines on stdout with `"event"` and `"t_ms"`: `listening` (`addr`),
+//! `connected` (`name`), `replaced` (`name`), `evicted` (`name`, `reason`),
+//! `disconnected` (`name`, `code`), `rejected` (`path`, `status`).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use heartline_blocking::hub::ServerEvent;
+use heartline_blocking::wire::HttpResponse;
+use heartline_core::{ConnId, Message, PathRule, ServerConfig, ServerNotice};
+use heartline_examples::jsonl::{quote, EventLog, Value};
+
+const USAGE: &str = "usage: server [--listen 127.0.0.1:PORT] [--path /ws/] \
+[--runtime smol|async-std|blocking] [--ping-interval-ms N] [--idle-timeout-ms N]";
+
+/// The page served at `/`, with the WebSocket path filled in at startup.
+const PAGE: &str = include_str!("../../static/index.html");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Runtime {
+    Smol,
+    AsyncStd,
+    Blocking,
+}
+
+#[derive(Debug)]
+struct Args {
+    listen: String,
+    path: String,
+    runtime: Runtime,
+    ping_interval: Option<Duration>,
+    idle_timeout: Option<Duration>,
+}
+
+/// Why the arguments were not taken.
+enum ArgError {
+    Help,
+    Bad(String),
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, ArgError> {
+    let mut parsed = Args {
+        // Seed 002's port and path.
+        listen: "127.0.0.1:1024".to_owned(),
+        path: "/ws/".to_owned(),
+        runtime: Runtime::Smol,
+        ping_interval: None,
+        idle_timeout: None,
+    };
+    while let Some(flag) = args.next() {
+        if flag == "-h" || flag == "--help" {
+            return Err(ArgError::Help);
+        }
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| ArgError::Bad(format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--listen" => parsed.listen = value()?,
+            "--path" => {
+                let path = value()?;
+                if !path.starts_with('/') {
+                    return Err(ArgError::Bad(format!(
+                        "--path must start with '/': {path:?}"
+                    )));
+                }
+                parsed.path = path;
+            }
+            "--runtime" => {
+                parsed.runtime = match value()?.as_str() {
+                    "smol" => Runtime::Smol,
+                    "async-std" => Runtime::AsyncStd,
+                    "blocking" => Runtime::Blocking,
+                    other => return Err(ArgError::Bad(format!("unknown runtime {other:?}"))),
+                }
+            }
+            "--ping-interval-ms" => parsed.ping_interval = Some(millis(&flag, &value()?)?),
+            "--idle-timeout-ms" => parsed.idle_timeout = Some(millis(&flag, &value()?)?),
+            other => return Err(ArgError::Bad(format!("unknown argument {other:?}"))),
+        }
+    }
+    Ok(parsed)
+}
+
+fn millis(flag: &str, value: &str) -> Result<Duration, ArgError> {
+    match value.parse::<u64>() {
+        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => Err(ArgError::Bad(format!(
+            "{flag} takes a positive number of milliseconds, not {value:?}"
+        ))),
+    }
+}
+
+/// The core's configuration: seed 002's defaults, with the path and timings given.
+fn core_config(args: &Args) -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.upgrade.path = PathRule::Exact(args.path.clone());
+    match (args.ping_interval, args.idle_timeout) {
+        (Some(ping), Some(idle)) => {
+            config.ping_interval = ping;
+            config.idle_timeout = idle;
+        }
+        // One given: keep the default ratio of the two (30 s ping, 75 s idle).
+        (Some(ping), None) => {
+            config.ping_interval = ping;
+            config.idle_timeout = ping.saturating_mul(5) / 2;
+        }
+        (None, Some(idle)) => {
+            config.idle_timeout = idle;
+            config.ping_interval = idle * 2 / 5;
+        }
+        (None, None) => {}
+    }
+    config
+}
+
+/// Answers `GET /` (and `/index.html`) with the page; anything else is left to the
+/// server (404).
+fn page_handler(
+    ws_path: &str,
+) -> impl Fn(&heartline_blocking::wire::Request) -> Option<HttpResponse> {
+    let page = PAGE.replace("/*WS_PATH*/'/ws/'", &quote(ws_path));
+    // Built once and served for the life of the program.
+    let page: &'static str = Box::leak(page.into_boxed_str());
+    move |request| {
+        let served =
+            request.method() == "GET" && matches!(request.uri().path(), "/" | "/index.html");
+        served.then(|| HttpResponse::html(page))
+    }
+}
+
+/// A client's name, `null` for an anonymous one.
+fn name(n: &Option<std::sync::Arc<str>>) -> Value<'_> {
+    Value::from(n.as_deref())
+}
+
+/// Prints an event line; returns a message to echo.
+fn report(log: &EventLog, event: ServerEvent) -> Option<(ConnId, Message)> {
+    match event {
+        ServerEvent::Message { conn, message, .. } => return Some((conn, message)),
+        ServerEvent::Notice(notice) => match notice {
+            ServerNotice::Opened { name: n, .. } => log.emit("connected", &[("name", name(&n))]),
+            ServerNotice::Replaced { name: n, .. } => {
+                log.emit("replaced", &[("name", Value::Str(&n))]);
+            }
+            ServerNotice::Evicted {
+                name: n, reason, ..
+            } => log.emit(
+                "evicted",
+                &[("name", name(&n)), ("reason", reason.as_str().into())],
+            ),
+            ServerNotice::Closed { name: n, code, .. } => {
+                log.emit("disconnected", &[("name", name(&n)), ("code", code.into())]);
+            }
+            ServerNotice::Rejected { path, status } => {
+                log.emit(
+                    "rejected",
+                    &[("path", Value::Str(&path)), ("status", status.into())],
+                );
+            }
+            ServerNotice::ShutdownComplete => log.emit("stopped", &[]),
+        },
+    }
+    None
+}
+
+fn listening(log: &EventLog, addr: SocketAddr) {
+    log.emit("listening", &[("addr", Value::Str(&addr.to_string()))]);
+}
+
+fn run_blocking(args: &Args, log: &EventLog) -> Result<(), String> {
+    use heartline_blocking::server::{Server, ServerConfig as BlockingConfig};
+    let config = BlockingConfig {
+        core: core_config(args),
+        http: Some(std::sync::Arc::new(page_handler(&args.path))),
+        ..BlockingConfig::default()
+    };
+    let server = Server::bind(args.listen.as_str(), config)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    listening(log, server.local_addr());
+    let handle = server.handle();
+    for event in server.events() {
+        if let Some((conn, message)) = report(log, event) {
+            // The client may have gone since: then there is nobody to echo to.
+            let _ = handle.send_to(conn, message);
+        }
+    }
+    Ok(())
+}
+
+async fn run_async(
+    server: heartline_async::server::Server,
+    addr: SocketAddr,
+    log: &EventLog,
+) -> Result<(), String> {
+    listening(log, addr);
+    let handle = server.handle();
+    while let Some(event) = server.next_event().await {
+        if let Some((conn, message)) = report(log, event) {
+            // The client may have gone since: then there is nobody to echo to.
+            let _ = handle.send_to(conn, message).await;
+        }
+    }
+    Ok(())
+}
+
+fn async_config(args: &Args) -> heartline_async::server::ServerConfig {
+    heartline_async::server::ServerConfig {
+        core: core_config(args),
+        http: Some(std::sync::Arc::new(page_handler(&args.path))),
+        ..Default::default()
+    }
+}
+
+fn run(args: &Args, log: &EventLog) -> Result<(), String> {
+    let cannot = |e: std::io::Error| format!("cannot listen on {}: {e}", args.listen);
+    match args.runtime {
+        Runtime::Blocking => run_blocking(args, log),
+        Runtime::Smol => smol::block_on(async {
+            let listen =
+                heartline_async::server::smol::listen(args.listen.as_str(), async_config(args));
+            let (server, addr) = listen.await.map_err(cannot)?;
+            run_async(server, addr, log).await
+        }),
+        Runtime::AsyncStd => async_std::task::block_on(async {
+            let listen = heartline_async::server::async_std::listen(
+                args.listen.as_str(),
+                async_config(args),
+            );
+            let (server, addr) = listen.await.map_err(cannot)?;
+            run_async(server, addr, log).await
+        }),
+    }
+}
+
+fn main() -> ExitCode {
+    let log = EventLog::new();
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(ArgError::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(ArgError::Bad(message)) => {
+            eprintln!("server: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = core_config(&args).validate() {
+        eprintln!("server: {e}\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    match run(&args, &log) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("server: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Shared helpers for the heartline example programs.
+#![forbid(unsafe_code)]
+
+pub mod jsonl;
