@@ -124,11 +124,15 @@ fn different_names_and_anonymous_clients_coexist() {
     let a = h.connect("/ws/?name=a");
     let b = h.connect("/ws/?name=b");
     let anon = h.connect("/ws/");
+    let empty = h.server.open(h.now, Some(String::new())).unwrap();
     assert!(h.actions().is_empty(), "nobody replaced");
     let mut clients: Vec<_> = h.server.clients().collect();
     clients.sort();
     assert_eq!(clients, vec![("a", a), ("b", b)]);
     let mut all: Vec<_> = h.server.connections().collect();
     all.sort();
-    assert_eq!(all, vec![(a, Some("a")), (b, Some("b")), (anon, None)]);
+    assert_eq!(
+        all,
+        vec![(a, Some("a")), (b, Some("b")), (anon, None), (empty, None)]
+    );
 }

@@ -45,7 +45,9 @@ use async_tungstenite::WebSocketStream;
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_lite::StreamExt;
-use heartline_blocking::hub::{self, Command, Hub, Out, Target, Verdict, Wait};
+use heartline_blocking::hub::{
+    self, Command, Hub, Mailbox, MailboxOutbox, Out, Target, Verdict, Wait,
+};
 pub use heartline_blocking::hub::{ClientInfo, ServerError, ServerEvent};
 use heartline_blocking::wire::{self, Buffers, Head, HttpResponse};
 use heartline_core::{ConnId, Message, OpenError};
@@ -222,24 +224,17 @@ impl ServerHandle {
     }
 }
 
-/// async-channel, for the async server.
+/// Mailboxes and async-channel replies, for the async server.
 #[derive(Debug)]
 struct AsyncChannels;
 
-/// An async-channel sender as an outbox or a one-shot reply.
+/// An async-channel sender as a one-shot reply.
 #[derive(Debug)]
 struct Tx<T>(Sender<T>);
 
 impl hub::Channels for AsyncChannels {
-    type Outbox = Tx<Out>;
+    type Outbox = MailboxOutbox;
     type Reply<T> = Tx<T>;
-}
-
-impl hub::Outbox for Tx<Out> {
-    fn push(&self, out: Out) {
-        // Unbounded: never full. A connection that ended has closed it.
-        let _ = self.0.try_send(out);
-    }
 }
 
 impl<T> hub::Reply<T> for Tx<T> {
@@ -296,7 +291,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let deadline = Instant::now() + config.core.handshake_timeout;
-    let upgraded = future::or(handshake(&mut stream, to_driver, config), async {
+    // Boxed: its buffers are freed when it ends instead of staying part of the task's
+    // size for the life of the connection.
+    let upgraded = future::or(Box::pin(handshake(&mut stream, to_driver, config)), async {
         Timer::at(deadline).await;
         None
     })
@@ -304,10 +301,11 @@ where
     let Some((name, tail)) = upgraded else {
         return;
     };
-    let (outbox, actions) = async_channel::unbounded();
+    let mailbox = Arc::new(Mailbox::default());
     let (reply, opened) = async_channel::bounded(1);
+    let outbox = MailboxOutbox(mailbox.clone());
     if to_driver
-        .send(Command::Open(name, Tx(outbox), Tx(reply)))
+        .send(Command::Open(name, outbox, Tx(reply)))
         .await
         .is_err()
     {
@@ -321,9 +319,22 @@ where
     let ws_config = config
         .buffers
         .websocket_config(config.core.max_message_size);
-    let ws =
-        WebSocketStream::from_partially_read(stream, tail, Role::Server, Some(ws_config)).await;
-    let error = run_open(ws, conn, to_driver, &actions).await;
+    let ws = Box::pin(WebSocketStream::from_partially_read(
+        stream,
+        tail,
+        Role::Server,
+        Some(ws_config),
+    ))
+    .await;
+    let error = future::or(run_open(ws, conn, to_driver, &mailbox), async {
+        // An eviction or abort while a write waits on a peer that does not read: drop
+        // the socket now. The loop handles them itself when it is not stuck.
+        mailbox.killed().await;
+        // Let the loop take the Evict or Abort itself if it can (best-effort Close).
+        future::yield_now().await;
+        None
+    })
+    .await;
     let _ = to_driver.send(Command::Ended(conn, error)).await;
 }
 
@@ -372,13 +383,18 @@ where
     S: AsyncRead + Unpin,
 {
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
     loop {
-        let n = match stream.read(&mut chunk).await {
+        let len = buf.len();
+        if len == buf.capacity() {
+            buf.reserve(1024);
+        }
+        buf.resize(buf.capacity(), 0);
+        let read = stream.read(&mut buf[len..]).await;
+        buf.truncate(len + *read.as_ref().unwrap_or(&0));
+        match read {
             Ok(0) | Err(_) => return Err(None),
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
+            Ok(_) => {}
+        }
         match wire::parse_head(&buf) {
             Head::Partial => {}
             Head::Complete(request, len) => return Ok((*request, buf.split_off(len))),
@@ -405,20 +421,21 @@ async fn run_open<S>(
     mut ws: WebSocketStream<S>,
     conn: ConnId,
     to_driver: &Sender<Command<AsyncChannels>>,
-    actions: &Receiver<Out>,
+    mailbox: &Mailbox,
 ) -> Option<String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
-        let next = future::or(async { Err(actions.recv().await) }, async {
+        let next = future::or(async { Err(mailbox.next().await) }, async {
             Ok(ws.next().await)
         })
         .await;
         let out = match next {
-            // The driver is gone: nothing will ever be decided for this socket.
-            Err(Err(_)) => return None,
-            Err(Ok(out)) => out,
+            // The driver forgot the connection or stopped: nothing will ever be decided
+            // for this socket.
+            Err(None) => return None,
+            Err(Some(out)) => out,
             Ok(None) => return None,
             Ok(Some(Err(e))) => return ended(e),
             Ok(Some(Ok(message))) => {

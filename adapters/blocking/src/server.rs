@@ -32,7 +32,9 @@ use tungstenite::protocol::Role;
 use tungstenite::{Message as WsMessage, WebSocket};
 
 pub use crate::hub::{ClientInfo, ServerError, ServerEvent};
-use crate::hub::{Command, Hub, Out, StdChannels, Target, Verdict, Wait};
+use crate::hub::{
+    Command, Hub, Mail, Mailbox, MailboxOutbox, Out, StdChannels, Target, Verdict, Wait,
+};
 use crate::wire::{self, Buffers, Head, HttpResponse};
 
 /// Answers plain HTTP requests (those without `Upgrade: websocket`); `None` lets the
@@ -323,8 +325,9 @@ fn serve(mut stream: TcpStream, to_driver: &Sender<Command<StdChannels>>, config
     {
         return;
     }
-    let (outbox, actions) = mpsc::channel();
+    let mailbox = Arc::new(Mailbox::default());
     let (reply, opened) = mpsc::sync_channel(1);
+    let outbox = MailboxOutbox(mailbox.clone());
     if to_driver.send(Command::Open(name, outbox, reply)).is_err() {
         return;
     }
@@ -337,7 +340,7 @@ fn serve(mut stream: TcpStream, to_driver: &Sender<Command<StdChannels>>, config
         .buffers
         .websocket_config(config.core.max_message_size);
     let ws = WebSocket::from_partially_read(stream, tail, Role::Server, Some(ws_config));
-    let error = run_open(ws, conn, to_driver, &actions);
+    let error = run_open(ws, conn, to_driver, &mailbox);
     let _ = to_driver.send(Command::Ended(conn, error));
 }
 
@@ -384,15 +387,16 @@ fn run_open(
     mut ws: WebSocket<TcpStream>,
     conn: ConnId,
     to_driver: &Sender<Command<StdChannels>>,
-    actions: &Receiver<Out>,
+    mailbox: &Mailbox,
 ) -> Option<String> {
     loop {
         loop {
-            let out = match actions.try_recv() {
-                Ok(out) => out,
-                Err(mpsc::TryRecvError::Empty) => break,
-                // The driver is gone: nothing will ever be decided for this socket.
-                Err(mpsc::TryRecvError::Disconnected) => return None,
+            let out = match mailbox.pop() {
+                Mail::Item(out) => out,
+                Mail::Empty => break,
+                // The driver forgot the connection or stopped: nothing will ever be
+                // decided for this socket.
+                Mail::Closed => return None,
             };
             let sent = match out {
                 Out::Ping(payload) => ws.send(WsMessage::Ping(payload.as_bytes().to_vec().into())),

@@ -20,10 +20,17 @@ use tungstenite::Message;
 /// whole buffer with zeros on every read: an idle connection then costs about 139 KB of
 /// memory. heartline's defaults keep an idle connection at a few KB; messages larger
 /// than the buffers still work, they just take more reads.
+///
+/// Measured with the `server` example on smol and 4,000 idle connections: about 5 KB of
+/// resident memory per connection in all with the 1 KiB default, about 8 KB with a
+/// 4 KiB read buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Buffers {
-    /// Bytes read from the socket at a time. Default 4 KiB: one read takes a typical
-    /// chat or heartbeat message and the buffer stays small.
+    /// Bytes read from the socket at a time. Default 1 KiB: one read takes a heartbeat
+    /// or a typical chat or JSON message, and a server with tens of thousands of mostly
+    /// idle clients spends its memory on clients, not on empty buffers. A larger message
+    /// takes several reads (the buffer grows for the frame being read); raise it for
+    /// servers that mostly move large messages.
     pub read: usize,
     /// Outgoing bytes collected before a write to the socket. Default 0: every message
     /// is written at once (heartline flushes after each message anyway), so no idle
@@ -34,7 +41,7 @@ pub struct Buffers {
 impl Default for Buffers {
     fn default() -> Self {
         Buffers {
-            read: 4 * 1024,
+            read: 1024,
             write: 0,
         }
     }

@@ -392,14 +392,14 @@ impl<P> Server<P> {
     }
 
     /// A connection finished its handshake: it is tracked from now on and, with a name,
-    /// registered. An open connection with the same name is replaced: it gets a Close
-    /// with [`close_code::REPLACED`] and leaves the registry.
+    /// registered (an empty name counts as none). An open connection with the same name
+    /// is replaced: it gets a Close with [`close_code::REPLACED`] and leaves the registry.
     pub fn open(&mut self, now: Instant, name: Option<String>) -> Result<ConnId, OpenError> {
         let now = self.clamp(now);
         if self.shutdown != Shutdown::Running {
             return Err(OpenError::ShuttingDown);
         }
-        let name: Option<Arc<str>> = name.map(Arc::from);
+        let name: Option<Arc<str>> = name.filter(|n| !n.is_empty()).map(Arc::from);
         let conn = self
             .table
             .insert(now, name.clone())

@@ -170,3 +170,24 @@ pub fn frames_until_eof(stream: &mut TcpStream) -> Vec<(u8, Vec<u8>)> {
 pub fn close_payload_code(payload: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]))
 }
+
+/// Writes masked, empty Ping frames (valid client frames) on `stream` without ever
+/// reading, until a write fails because the server closed its socket; `false` if
+/// writes still succeed after [`PATIENCE`]. The server reads nothing from a socket it
+/// dropped, so its kernel answers with a reset.
+pub fn pings_until_reset(stream: &mut TcpStream) -> bool {
+    const PING: [u8; 6] = [0x89, 0x80, 1, 2, 3, 4];
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if stream
+            .write_all(&PING)
+            .and_then(|()| stream.flush())
+            .is_err()
+        {
+            return true;
+        }
+        // A pause between probes, so the loop does not spin while the server decides.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}

@@ -55,6 +55,18 @@ macro_rules! server_tests {
         }
 
         #[test]
+        fn a_client_that_does_not_read_its_messages_is_dropped() {
+            // A backlog bound above what kernel buffers hold, so the connection's
+            // writer is stuck on the full socket when the eviction comes.
+            common::server_scenarios::slow_reader_is_dropped(&$start(
+                heartline_core::ServerConfig {
+                    max_backlog_bytes: 64 << 20,
+                    ..common::server::quiet()
+                },
+            ));
+        }
+
+        #[test]
         fn shutdown_sends_1001_to_every_client() {
             common::server_scenarios::shutdown_sends_1001(&$start(common::server::quiet()));
         }
@@ -170,6 +182,31 @@ pub fn slow_handshake_is_dropped(server: &impl TestServer) {
         .unwrap();
     assert_eq!(frames_until_eof(&mut stream), vec![]);
     assert_eq!(server.clients().unwrap(), vec![]);
+}
+
+/// A client that takes no data while the server keeps sending is dropped instead of
+/// making the server hold its messages without limit: sends start failing, the
+/// connection closes and leaves the registry.
+pub fn slow_reader_is_dropped(server: &impl TestServer) {
+    let client = connect(server.addr(), "/ws/?name=slow");
+    let conn = opened(server, "slow");
+    let chunk = "x".repeat(60 * 1024);
+    // Kernel buffers take a few MB before writes stall; then the backlog bound is
+    // passed. Bounded: 2,000 sends are 120 MB.
+    let refused = (0..2_000).find_map(|_| server.send("slow", chunk.as_str().into()).err());
+    assert!(refused.is_some(), "every send was accepted");
+    wait(
+        server,
+        "Closed",
+        |e| matches!(e, ServerEvent::Notice(ServerNotice::Closed { conn: c, .. }) if *c == conn),
+    );
+    assert_eq!(registered(server, "slow"), None);
+    // The server let go of the socket although the client still has not read: it
+    // answers the client's next frames with a reset.
+    assert!(
+        pings_until_reset(&mut client.into_inner()),
+        "the server still holds the socket"
+    );
 }
 
 /// Shutdown sends 1001 to every client, and the server then stops.
