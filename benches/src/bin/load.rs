@@ -241,7 +241,22 @@ fn start_server(args: &Args) -> Result<(Process, String, ServerLog), String> {
 
 fn run(args: &Args) -> Result<(), String> {
     let fd_limit = raise_fd_limit().map_err(|e| format!("cannot raise the fd limit: {e}"))?;
-    let (server, addr, log) = start_server(args)?;
+    let (mut server, addr, log) = start_server(args)?;
+    let measured = measure(args, &server, &addr, &log, fd_limit);
+    // A server that died explains most failures; say so.
+    match (measured, server.child.try_wait()) {
+        (Err(err), Ok(Some(status))) => Err(format!("{err} (the server exited: {status})")),
+        (measured, _) => measured,
+    }
+}
+
+fn measure(
+    args: &Args,
+    server: &Process,
+    addr: &str,
+    log: &ServerLog,
+    fd_limit: u64,
+) -> Result<(), String> {
     // Let start-up allocations finish before taking the baseline.
     thread::sleep(Duration::from_millis(500));
     let baseline = server.sample()?;
@@ -346,7 +361,6 @@ fn run(args: &Args) -> Result<(), String> {
         ));
     }
     drop(clients);
-    drop(server);
     Ok(())
 }
 
