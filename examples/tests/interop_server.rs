@@ -2,9 +2,9 @@
 //! JavaScript clients (`interop/browser/`) in headless Chromium, and a Python
 //! `websockets` client with its own ping interval (`interop/python/`).
 //!
-//! Peers: `apt-get install -y chromium` and `pip install websockets`. A test whose
-//! peer is missing fails when the environment variable `CI` is set, and prints a
-//! "skipped" line otherwise.
+//! Peers: `apt-get install -y chromium` and `pip install websockets` (`$CHROMIUM`
+//! names another Chromium binary). A test whose peer is missing fails when the
+//! environment variable `CI` is set, and prints a "skipped" line otherwise.
 //!
 //! What is observed: the server's JSON event lines on stdout, and for the pages
 //! their own reports ("open", "beat", "close"), which they send to the static file
