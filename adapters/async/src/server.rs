@@ -5,10 +5,14 @@
 //!
 //! One **driver task** owns the core's server machine and its single deadline: one
 //! `async-io` timer drives the pings and evictions of every connection, however many
-//! there are. Each connection is a task that owns its socket; it forwards every frame
-//! to the driver over a channel and executes what the driver sends back (pings,
-//! messages, close, abort). The only other timer is the handshake timeout, which lives
-//! only while a request head is being read.
+//! there are. Each connection is a task that owns its socket: a reading loop forwards
+//! every frame to the driver over a channel, and a writing loop executes what the
+//! driver puts in the connection's mailbox (pings, messages, close, eviction). The only
+//! other timer is the handshake timeout, which lives only while a request head is
+//! being read.
+//!
+//! Memory: about 5 KB per idle connection with the default [`Buffers`] (measured with
+//! the `server` example on smol and 4,000 idle connections).
 //!
 //! The server works on any `futures-io` stream. Without a runtime feature you run the
 //! pieces yourself:
@@ -79,6 +83,9 @@ impl fmt::Debug for ServerConfig {
 
 /// A server: the event stream and a handle. The driver future returned next to it by
 /// [`Server::new`] must run (be spawned) for anything to happen.
+///
+/// Events wait in an unbounded queue until read: read them ([`Server::next_event`])
+/// for as long as the server runs, or memory grows with every event.
 #[derive(Debug)]
 pub struct Server {
     handle: ServerHandle,
@@ -257,16 +264,24 @@ struct Driver {
 impl Driver {
     async fn run(mut self) {
         let mut timer = Timer::never();
+        // The deadline `timer` is set to: re-arming an async-io timer costs a message to
+        // the reactor thread, so it is re-armed only when the deadline moves.
+        let mut armed = None;
         let (events, inbox) = (&self.events, &self.inbox);
         // Unbounded channels never fill; an application that dropped its server reads
         // no events, so sends may fail.
+        let emit = |e| drop(events.try_send(e));
         loop {
-            let command = match self.hub.poll(|e| drop(events.try_send(e))) {
+            let command = match self.hub.poll(emit) {
                 Wait::Stop => break,
                 Wait::Until(deadline) => {
-                    timer.set_at(deadline);
+                    if armed != Some(deadline) {
+                        timer.set_at(deadline);
+                        armed = Some(deadline);
+                    }
                     future::or(async { Some(inbox.recv().await) }, async {
                         (&mut timer).await;
+                        armed = None;
                         None
                     })
                     .await
@@ -276,9 +291,11 @@ impl Driver {
             match command {
                 // Every handle is gone: nobody can ask for anything any more.
                 Some(Err(_)) => break,
-                command => self
-                    .hub
-                    .step(command.and_then(Result::ok), |e| drop(events.try_send(e))),
+                command => self.hub.step(command.and_then(Result::ok), emit),
+            }
+            // Take what else is queued before dispatching: one pass for a burst.
+            while let Ok(command) = inbox.try_recv() {
+                self.hub.step(Some(command), emit);
             }
         }
         self.inbox.close();
@@ -416,9 +433,13 @@ where
     None
 }
 
-/// The open connection's loop; returns the IO error that ended it, if any.
+/// The open connection: a reading loop and a writing loop, side by side in one task,
+/// until either ends; returns the IO error that ended it, if any.
+///
+/// Neither loop is ever cancelled half-way, so the socket's readiness registration
+/// survives every write: a ping costs its write and the reads of its pong, no more.
 async fn run_open<S>(
-    mut ws: WebSocketStream<S>,
+    ws: WebSocketStream<S>,
     conn: ConnId,
     to_driver: &Sender<Command<AsyncChannels>>,
     mailbox: &Mailbox,
@@ -426,53 +447,55 @@ async fn run_open<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    loop {
-        let next = future::or(async { Err(mailbox.next().await) }, async {
-            Ok(ws.next().await)
-        })
-        .await;
-        let out = match next {
-            // The driver forgot the connection or stopped: nothing will ever be decided
-            // for this socket.
-            Err(None) => return None,
-            Err(Some(out)) => out,
-            Ok(None) => return None,
-            Ok(Some(Err(e))) => return ended(e),
-            Ok(Some(Ok(message))) => {
+    let (mut tx, mut rx) = ws.split();
+    let reading = async {
+        loop {
+            match rx.next().await {
+                None => return None,
+                Some(Err(e)) => return ended(e),
                 // A Ping makes tungstenite queue a Pong, which it writes on the next
                 // poll of the stream: at once, as the loop comes round.
-                if to_driver.send(Command::Frame(conn, message)).await.is_err() {
+                Some(Ok(message)) => {
+                    if to_driver.send(Command::Frame(conn, message)).await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    };
+    let writing = async {
+        // `None` from the mailbox: the driver forgot the connection or stopped, and
+        // nothing will ever be decided for this socket.
+        while let Some(out) = mailbox.next().await {
+            let sent = match out {
+                Out::Ping(payload) => {
+                    tx.send(WsMessage::Ping(payload.as_bytes().to_vec().into()))
+                        .await
+                }
+                Out::Send(message) => {
+                    let len = message.len();
+                    let sent = tx.send(message).await;
+                    if sent.is_ok() {
+                        let _ = to_driver.send(Command::Written(conn, len)).await;
+                    }
+                    sent
+                }
+                Out::Close(code, reason) => tx.close(Some(wire::close_frame(code, &reason))).await,
+                Out::Evict(code, reason) => {
+                    // Only what the socket takes at once: the peer may not be reading.
+                    let close = tx.close(Some(wire::close_frame(code, &reason)));
+                    let _ = future::poll_once(close).await;
                     return None;
                 }
-                continue;
+                Out::Abort => return None,
+            };
+            if let Err(e) = sent {
+                return ended(e);
             }
-        };
-        let sent = match out {
-            Out::Ping(payload) => {
-                ws.send(WsMessage::Ping(payload.as_bytes().to_vec().into()))
-                    .await
-            }
-            Out::Send(message) => {
-                let len = message.len();
-                let sent = ws.send(message).await;
-                if sent.is_ok() {
-                    let _ = to_driver.send(Command::Written(conn, len)).await;
-                }
-                sent
-            }
-            Out::Close(code, reason) => ws.close(Some(wire::close_frame(code, &reason))).await,
-            Out::Evict(code, reason) => {
-                // Only what the socket takes at once: the peer may not be reading.
-                let close = ws.close(Some(wire::close_frame(code, &reason)));
-                let _ = future::poll_once(close).await;
-                return None;
-            }
-            Out::Abort => return None,
-        };
-        if let Err(e) = sent {
-            return ended(e);
         }
-    }
+        None
+    };
+    future::or(writing, reading).await
 }
 
 /// The error text for the core; a finished close handshake is no error.
@@ -515,6 +538,9 @@ pub async fn accept_loop<S, A, F>(
 /// Listening and spawning on smol.
 #[cfg(feature = "smol")]
 pub mod smol {
+    use std::future::Future;
+    use std::sync::Arc;
+
     use super::{accept_loop, io, Server, ServerConfig};
 
     /// Binds `addr`, spawns the driver and an accept loop on smol's global executor,
@@ -524,19 +550,43 @@ pub mod smol {
         addr: impl ::smol::net::AsyncToSocketAddrs,
         config: ServerConfig,
     ) -> io::Result<(Server, std::net::SocketAddr)> {
+        listen_with(addr, config, |task| ::smol::spawn(task).detach()).await
+    }
+
+    /// Like [`listen`], on `executor`, which the caller runs (for example with
+    /// `smol::block_on(executor.run(...))`). An executor run by the thread that also
+    /// drives smol's reactor handles every socket event without waking another thread:
+    /// the cheapest way to run a busy server on one core.
+    pub async fn listen_on(
+        executor: Arc<::smol::Executor<'static>>,
+        addr: impl ::smol::net::AsyncToSocketAddrs,
+        config: ServerConfig,
+    ) -> io::Result<(Server, std::net::SocketAddr)> {
+        listen_with(addr, config, move |task| executor.spawn(task).detach()).await
+    }
+
+    async fn listen_with<F>(
+        addr: impl ::smol::net::AsyncToSocketAddrs,
+        config: ServerConfig,
+        spawn: F,
+    ) -> io::Result<(Server, std::net::SocketAddr)>
+    where
+        F: Fn(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) + Clone + Send + 'static,
+    {
         let listener = ::smol::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let (server, driver) = Server::new(config)?;
-        ::smol::spawn(driver).detach();
+        spawn(Box::pin(driver));
+        let spawn_conn = spawn.clone();
         let accept = accept_loop(
             server.handle(),
             move || {
                 let listener = listener.clone();
                 async move { listener.accept().await.map(|(s, _)| s) }
             },
-            |handle, stream| ::smol::spawn(handle.serve(stream)).detach(),
+            move |handle, stream| spawn_conn(Box::pin(handle.serve(stream))),
         );
-        ::smol::spawn(accept).detach();
+        spawn(Box::pin(accept));
         Ok((server, local))
     }
 }

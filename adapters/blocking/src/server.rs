@@ -92,6 +92,10 @@ impl fmt::Debug for ServerConfig {
 }
 
 /// A running server. Dropping it does not stop it: call [`ServerHandle::shutdown`].
+///
+/// Events wait in an unbounded queue until read: read them ([`Server::recv`],
+/// [`Server::events`]) for as long as the server runs, or memory grows with every
+/// event.
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
@@ -247,6 +251,10 @@ impl Driver {
                 },
             };
             self.hub.step(command, |e| drop(events.send(e)));
+            // Take what else is queued before dispatching: one pass for a burst.
+            while let Ok(command) = self.inbox.try_recv() {
+                self.hub.step(Some(command), |e| drop(events.send(e)));
+            }
         }
         // Wake the accept thread so it sees `stopping` and exits; until now it kept
         // accepting, so a late client got a 503 rather than a reset.

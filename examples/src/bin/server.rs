@@ -225,12 +225,19 @@ fn run(args: &Args, log: &EventLog) -> Result<(), String> {
     let cannot = |e: std::io::Error| format!("cannot listen on {}: {e}", args.listen);
     match args.runtime {
         Runtime::Blocking => run_blocking(args, log),
-        Runtime::Smol => smol::block_on(async {
-            let listen =
-                heartline_async::server::smol::listen(args.listen.as_str(), async_config(args));
-            let (server, addr) = listen.await.map_err(cannot)?;
-            run_async(server, addr, log).await
-        }),
+        Runtime::Smol => {
+            // One thread runs the reactor and every task: no hand-offs between threads.
+            let executor = std::sync::Arc::new(smol::Executor::new());
+            smol::block_on(executor.run(async {
+                let listen = heartline_async::server::smol::listen_on(
+                    executor.clone(),
+                    args.listen.as_str(),
+                    async_config(args),
+                );
+                let (server, addr) = listen.await.map_err(cannot)?;
+                run_async(server, addr, log).await
+            }))
+        }
         Runtime::AsyncStd => async_std::task::block_on(async {
             let listen = heartline_async::server::async_std::listen(
                 args.listen.as_str(),
