@@ -1,1 +1,3 @@
-//! heartline benchmarks live in `benches/`.
+//! heartline benchmarks live in `benches/`; the load program's shared parts live here.
+
+pub mod load;
