@@ -278,6 +278,37 @@ mod tests {
     }
 
     #[test]
+    fn messages_pings_and_closes_translate_both_ways() {
+        let text = to_message(CoreMessage::Text("héllo".into()));
+        assert!(matches!(as_frame(&text), Some(Frame::Text("héllo"))));
+        assert_eq!(from_message(text), Some(CoreMessage::Text("héllo".into())));
+        let binary = to_message(CoreMessage::Binary(vec![0, 1, 255]));
+        assert!(matches!(
+            as_frame(&binary),
+            Some(Frame::Binary([0, 1, 255]))
+        ));
+        assert_eq!(
+            from_message(binary),
+            Some(CoreMessage::Binary(vec![0, 1, 255]))
+        );
+        let payload = PingPayload::from_seq(7);
+        assert!(matches!(
+            as_frame(&ping(&payload)),
+            Some(Frame::Ping(p)) if p == payload.as_bytes()
+        ));
+        let close = Message::Close(Some(close_frame(4000, "bye")));
+        assert!(matches!(
+            as_frame(&close),
+            Some(Frame::Close(Some((4000, "bye"))))
+        ));
+        assert!(matches!(
+            as_frame(&Message::Close(None)),
+            Some(Frame::Close(None))
+        ));
+        assert_eq!(from_message(Message::Ping(Vec::new().into())), None);
+    }
+
+    #[test]
     fn close_reasons_are_cut_at_a_character_boundary() {
         let long = "é".repeat(100);
         let frame = close_frame(4409, &long);
