@@ -20,10 +20,10 @@ use async_tungstenite::tungstenite;
 use async_tungstenite::WebSocketStream;
 use futures_lite::{future, AsyncRead, AsyncWrite, Stream, StreamExt};
 use futures_util::SinkExt;
-use heartline_blocking::common::{
+use heartline_core::{ConnId, Disposition, Event};
+use heartline_tungstenite::client::{
     AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
 };
-use heartline_core::{ConnId, Disposition, Event};
 
 use crate::tls::{self, MaybeTls};
 
@@ -107,7 +107,7 @@ impl ClientBuilder {
         }
     }
 
-    heartline_blocking::__client_builder_options!();
+    heartline_tungstenite::client_builder_options!();
 
     /// Builds the client with the default [`TcpConnector`]: a handle, the event stream,
     /// and the driver future, which must be spawned (or awaited) for anything to happen.

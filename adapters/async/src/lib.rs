@@ -16,7 +16,8 @@
 //! any `AsyncRead + AsyncWrite` stream (see [`Connector`]).
 //!
 //! The handle, the events and the options are the same types as in
-//! `heartline-blocking`, so code that handles events works with either client.
+//! `heartline-blocking` (both come from `heartline-tungstenite`), so code that handles
+//! events works with either client.
 //!
 //! Feature `rustls` adds `wss://` with rustls (ring), the web PKI roots, and
 //! `ClientBuilder::tls_root_certificate` for self-signed servers.
@@ -30,14 +31,14 @@ pub mod async_std;
 #[cfg(feature = "smol")]
 pub mod smol;
 
+pub use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub use client::{ClientBuilder, ClientEvents, Connector, Driver, TcpConnector};
-pub use heartline_blocking::{
-    BoxError, BuildError, ClientEvent, ClientHandle, ConnectTarget, WebSocketConfig,
-    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
-    DEFAULT_WRITE_TIMEOUT,
-};
 pub use heartline_core::{
     ClientConfig, HeartbeatConfig, HeartbeatKind, Message, Notice, ReadyState, ReconnectConfig,
+};
+pub use heartline_tungstenite::client::{
+    BoxError, BuildError, ClientEvent, ClientHandle, ConnectTarget, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_WRITE_TIMEOUT,
 };
 #[cfg(feature = "rustls")]
 pub use rustls;

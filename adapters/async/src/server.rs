@@ -42,19 +42,20 @@ use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
-use async_tungstenite::tungstenite::handshake::server::Request;
+use async_tungstenite::tungstenite;
+pub use async_tungstenite::tungstenite::handshake::server::Request;
 use async_tungstenite::tungstenite::protocol::Role;
-use async_tungstenite::tungstenite::{self, Message as WsMessage};
 use async_tungstenite::WebSocketStream;
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_lite::StreamExt;
-use heartline_blocking::hub::{
+use heartline_core::{ConnId, Message, OpenError};
+use heartline_tungstenite::hub::{
     self, Command, Hub, Mailbox, MailboxOutbox, Out, Target, Verdict, Wait,
 };
-pub use heartline_blocking::hub::{ClientInfo, ServerError, ServerEvent};
-use heartline_blocking::wire::{self, Buffers, Head, HttpResponse};
-use heartline_core::{ConnId, Message, OpenError};
+pub use heartline_tungstenite::hub::{ClientInfo, ServerError, ServerEvent};
+use heartline_tungstenite::wire::{self, Head};
+pub use heartline_tungstenite::wire::{Buffers, HttpResponse};
 
 /// Answers plain HTTP requests (those without `Upgrade: websocket`); `None` lets the
 /// server answer (404 for a path it does not serve).
@@ -468,10 +469,7 @@ where
         // nothing will ever be decided for this socket.
         while let Some(out) = mailbox.next().await {
             let sent = match out {
-                Out::Ping(payload) => {
-                    tx.send(WsMessage::Ping(payload.as_bytes().to_vec().into()))
-                        .await
-                }
+                Out::Ping(payload) => tx.send(wire::ping(&payload)).await,
                 Out::Send(message) => {
                     let len = message.len();
                     let sent = tx.send(message).await;
@@ -480,10 +478,10 @@ where
                     }
                     sent
                 }
-                Out::Close(code, reason) => tx.close(Some(wire::close_frame(code, &reason))).await,
+                Out::Close(code, reason) => tx.close(Some(wire::close_frame(code, reason))).await,
                 Out::Evict(code, reason) => {
                     // Only what the socket takes at once: the peer may not be reading.
-                    let close = tx.close(Some(wire::close_frame(code, &reason)));
+                    let close = tx.close(Some(wire::close_frame(code, reason)));
                     let _ = future::poll_once(close).await;
                     return None;
                 }

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
-use heartline_blocking::common::{Endpoint, Prepared};
+use heartline_tungstenite::client::{Endpoint, Prepared};
 
 /// A connection stream: plain, or TLS over it for `wss://`.
 #[derive(Debug)]
@@ -76,7 +76,7 @@ where
     }
     #[cfg(feature = "rustls")]
     {
-        let name = heartline_blocking::tls::server_name(&endpoint.host)?;
+        let name = heartline_tungstenite::tls::server_name(&endpoint.host)?;
         let connector = futures_rustls::TlsConnector::from(prepared.tls.config()?);
         let stream = connector
             .connect(name, stream)
@@ -87,7 +87,7 @@ where
     #[cfg(not(feature = "rustls"))]
     {
         let _ = prepared;
-        Err(heartline_blocking::tls::tls_unavailable(
+        Err(heartline_tungstenite::tls::tls_unavailable(
             &endpoint.host,
             "heartline-async",
         ))

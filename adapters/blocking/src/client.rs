@@ -22,10 +22,10 @@ use heartline_core::{ConnId, Disposition, Event};
 use tungstenite::handshake::HandshakeError;
 use tungstenite::WebSocket;
 
-use crate::common::{
+use crate::tls::{self, MaybeTls};
+use heartline_tungstenite::client::{
     AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
 };
-use crate::tls::{self, MaybeTls};
 
 /// Default command latency: 5 ms. While a connection is open the driver blocks in a
 /// read, so a message sent from a handle reaches the wire within this time; a shorter
@@ -49,7 +49,7 @@ impl ClientBuilder {
         }
     }
 
-    crate::__client_builder_options!();
+    heartline_tungstenite::client_builder_options!();
 
     /// The longest the driver blocks in a read before it looks at what the handles did:
     /// a message sent or a close requested from a handle reaches the wire within this

@@ -26,27 +26,29 @@
 //! core's next deadline (capped by the command latency, so that what a handle sends
 //! reaches the wire quickly). Feature `rustls` adds `wss://` with rustls (ring), the web
 //! PKI roots, and `ClientBuilder::tls_root_certificate` for self-signed servers.
+//!
+//! # Server
+//!
+//! [`server`] is a WebSocket server that pings its clients, evicts the silent ones and
+//! keeps a registry of clients by name. [`hub`] and [`wire`] are the pieces it shares
+//! with `heartline-async`'s server (from `heartline-tungstenite`).
 #![forbid(unsafe_code)]
 
 mod client;
-#[doc(hidden)]
-pub mod common;
-#[doc(hidden)]
-pub mod tls;
+mod tls;
 
 pub use client::{ClientBuilder, ClientEvents, Driver, DEFAULT_COMMAND_LATENCY};
-pub use common::{
-    BoxError, BuildError, ClientEvent, ClientHandle, ConnectTarget, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_WRITE_TIMEOUT,
-};
 pub use heartline_core::{
     ClientConfig, HeartbeatConfig, HeartbeatKind, Message, Notice, ReadyState, ReconnectConfig,
 };
+pub use heartline_tungstenite::client::{
+    BoxError, BuildError, ClientEvent, ClientHandle, ConnectTarget, DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_WRITE_TIMEOUT,
+};
+pub use heartline_tungstenite::{hub, wire};
 #[cfg(feature = "rustls")]
 pub use rustls;
 pub use tls::MaybeTls;
 pub use tungstenite::protocol::WebSocketConfig;
 pub use tungstenite::{Bytes, Utf8Bytes};
-pub mod hub;
 pub mod server;
-pub mod wire;

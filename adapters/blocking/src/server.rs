@@ -31,15 +31,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use heartline_core::{ConnId, Message, OpenError};
-use tungstenite::handshake::server::Request;
+pub use tungstenite::handshake::server::Request;
 use tungstenite::protocol::Role;
 use tungstenite::{Message as WsMessage, WebSocket};
 
-pub use crate::hub::{ClientInfo, ServerError, ServerEvent};
-use crate::hub::{
+pub use heartline_tungstenite::hub::{ClientInfo, ServerError, ServerEvent};
+use heartline_tungstenite::hub::{
     Command, Hub, Mail, Mailbox, MailboxOutbox, Out, StdChannels, Target, Verdict, Wait,
 };
-use crate::wire::{self, Buffers, Head, HttpResponse};
+use heartline_tungstenite::wire::{self, Head};
+pub use heartline_tungstenite::wire::{Buffers, HttpResponse};
 
 /// Answers plain HTTP requests (those without `Upgrade: websocket`); `None` lets the
 /// server answer (404 for a path it does not serve).
@@ -453,7 +454,7 @@ fn run_open(
                 Mail::Closed => return None,
             };
             let sent = match out {
-                Out::Ping(payload) => ws.send(WsMessage::Ping(payload.as_bytes().to_vec().into())),
+                Out::Ping(payload) => ws.send(wire::ping(&payload)),
                 Out::Send(message) => {
                     let len = message.len();
                     ws.send(message).map(|()| {
@@ -461,12 +462,12 @@ fn run_open(
                     })
                 }
                 Out::Close(code, reason) => ws
-                    .close(Some(wire::close_frame(code, &reason)))
+                    .close(Some(wire::close_frame(code, reason)))
                     .and_then(|()| ws.flush()),
                 Out::Evict(code, reason) => {
                     // Only what the socket takes at once: the peer may not be reading.
                     if ws.get_ref().set_nonblocking(true).is_ok() {
-                        let _ = ws.close(Some(wire::close_frame(code, &reason)));
+                        let _ = ws.close(Some(wire::close_frame(code, reason)));
                         let _ = ws.flush();
                     }
                     return None;

@@ -7,8 +7,21 @@
 #[macro_use]
 mod common;
 
-use common::client_scenarios::{Setup, Started};
-use heartline_blocking::ClientBuilder;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Instant;
+
+use common::client_scenarios::{EventSource, Next, Setup, Started};
+use heartline_blocking::{ClientBuilder, ClientEvents};
+
+impl EventSource for ClientEvents {
+    fn next_before(&mut self, deadline: Instant) -> Next {
+        match self.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(event) => Next::Event(event),
+            Err(RecvTimeoutError::Disconnected) => Next::Ended,
+            Err(RecvTimeoutError::Timeout) => Next::TimedOut,
+        }
+    }
+}
 
 fn start(url: &str, setup: Setup) -> Started {
     let mut builder = ClientBuilder::new(url).config(setup.config).seed(7);

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use super::client_peer::{TestServer, TlsEchoServer, PATIENCE};
 
-use heartline_blocking::{BoxError, ClientEvent, ClientHandle, ConnectTarget};
 use heartline_core::{
     Backoff, ClientConfig, ConnectFailure, GiveUpReason, Initiator, Jitter, Notice, ReadyState,
     SendErrorKind,
 };
+// The types both clients share (re-exported by heartline-blocking and heartline-async).
+use heartline_tungstenite::client::{BoxError, ClientEvent, ClientHandle, ConnectTarget};
 
 /// What a read from the client's events gave.
 #[derive(Debug)]
@@ -30,17 +31,6 @@ pub enum Next {
 pub trait EventSource {
     /// The next event, waiting until `deadline` at most.
     fn next_before(&mut self, deadline: Instant) -> Next;
-}
-
-impl EventSource for heartline_blocking::ClientEvents {
-    fn next_before(&mut self, deadline: Instant) -> Next {
-        use std::sync::mpsc::RecvTimeoutError;
-        match self.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(event) => Next::Event(event),
-            Err(RecvTimeoutError::Disconnected) => Next::Ended,
-            Err(RecvTimeoutError::Timeout) => Next::TimedOut,
-        }
-    }
 }
 
 /// A per-attempt callback, as the builders take it.

@@ -6,8 +6,9 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use heartline_blocking::hub::{ClientInfo, ServerError, ServerEvent};
+// The types both servers share (re-exported by heartline-blocking and heartline-async).
 use heartline_core::{close_code, ConnId, EvictReason, Message, ServerNotice};
+use heartline_tungstenite::hub::{ClientInfo, ServerError, ServerEvent};
 
 use super::server::*;
 

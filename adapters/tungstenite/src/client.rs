@@ -1,10 +1,11 @@
 //! What the blocking and the async client share: the handle, the events, the attempt
-//! target, the builder's options, and the translation between the core's actions and
-//! events and tungstenite's messages. Both adapters use tungstenite 0.30's types, so
-//! this code is written once, here; `heartline-async` uses it through this module.
+//! target, the builder's options, and the core shared by the handles and the driver,
+//! with the core's actions turned into tungstenite messages (through [`crate::wire`]).
 //!
-//! Only the items re-exported at the crate root are meant for applications; the rest
-//! is support for the drivers, public so the async adapter can use it.
+//! The adapters re-export the application's items ([`ClientHandle`], [`ClientEvent`],
+//! [`ConnectTarget`], [`BuildError`], [`BoxError`] and the `DEFAULT_*` constants); the
+//! rest ([`Options`], [`Prepared`], [`SharedCore`], [`Step`], [`AttemptError`]) is what
+//! a driver is built from.
 
 use std::fmt;
 use std::io;
@@ -14,12 +15,14 @@ use std::time::{Duration, Instant};
 
 use heartline_core::{
     close_code, Action, Client, ClientConfig, CloseError, ConfigError, ConnId, ConnectError,
-    Disposition, Event, Frame, HeartbeatKind, Message, Notice, ReadyState, SendError,
+    Disposition, Event, HeartbeatKind, Message, Notice, ReadyState, SendError,
 };
 use tungstenite::client::IntoClientRequest;
 use tungstenite::http::{HeaderName, HeaderValue, Request, Response};
-use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Bytes, Utf8Bytes};
+
+use crate::{tls, wire};
 
 /// Default read buffer: 4 KiB.
 ///
@@ -150,7 +153,7 @@ pub struct Options {
     /// Longest time one write may block.
     pub write_timeout: Duration,
     /// TLS choices.
-    pub tls: crate::tls::TlsSettings,
+    pub tls: tls::TlsSettings,
 }
 
 impl fmt::Debug for Options {
@@ -179,7 +182,7 @@ impl Options {
                 .max_message_size(Some(DEFAULT_MAX_MESSAGE_SIZE)),
             on_connect: None,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
-            tls: crate::tls::TlsSettings::default(),
+            tls: tls::TlsSettings::default(),
         }
     }
 
@@ -193,7 +196,7 @@ impl Options {
             self.target.resolve().map_err(BuildError::Request)?;
         }
         let heartbeat = match &self.config.heartbeat.kind {
-            HeartbeatKind::App(app) => Some(to_ws_message(app.message.clone())),
+            HeartbeatKind::App(app) => Some(wire::to_message(app.message.clone())),
             _ => None,
         };
         #[cfg(feature = "rustls")]
@@ -236,7 +239,7 @@ pub struct Prepared {
     pub heartbeat: Option<tungstenite::Message>,
     /// The TLS configuration for `wss://`.
     #[cfg(feature = "rustls")]
-    pub tls: crate::tls::TlsSource,
+    pub tls: tls::TlsSource,
 }
 
 impl fmt::Debug for Prepared {
@@ -282,21 +285,15 @@ impl Prepared {
                 }
             }
             Action::Abort { conn } => return Step::Abort { conn },
-            Action::SendPing { conn, payload } => (
-                conn,
-                tungstenite::Message::Ping(Bytes::copy_from_slice(payload.as_bytes())),
-            ),
+            Action::SendPing { conn, payload } => (conn, wire::ping(&payload)),
             Action::SendHeartbeat { conn } => match &self.heartbeat {
                 Some(m) => (conn, m.clone()),
                 None => return Step::Nothing,
             },
-            Action::Send { conn, message } => (conn, to_ws_message(message)),
+            Action::Send { conn, message } => (conn, wire::to_message(message)),
             Action::Close { conn, code, reason } => (
                 conn,
-                tungstenite::Message::Close(Some(CloseFrame {
-                    code: code.into(),
-                    reason: reason.into(),
-                })),
+                tungstenite::Message::Close(Some(wire::close_frame(code, reason))),
             ),
         };
         Step::Write { conn, message }
@@ -342,14 +339,6 @@ fn random_seed() -> u64 {
             .unwrap_or_default(),
     );
     h.finish()
-}
-
-/// `String` and `Vec<u8>` become `Utf8Bytes` / `Bytes` without a copy.
-pub fn to_ws_message(message: Message) -> tungstenite::Message {
-    match message {
-        Message::Text(t) => tungstenite::Message::Text(t.into()),
-        Message::Binary(b) => tungstenite::Message::Binary(b.into()),
-    }
 }
 
 /// The core, shared by the handles and the driver.
@@ -400,18 +389,10 @@ impl SharedCore {
         message: tungstenite::Message,
         mut notify: impl FnMut(ClientEvent),
     ) {
-        let mut core = self.lock();
-        let frame = match &message {
-            tungstenite::Message::Text(t) => Frame::Text(t.as_str()),
-            tungstenite::Message::Binary(b) => Frame::Binary(b),
-            tungstenite::Message::Ping(p) => Frame::Ping(p),
-            tungstenite::Message::Pong(p) => Frame::Pong(p),
-            tungstenite::Message::Close(c) => {
-                Frame::Close(c.as_ref().map(|c| (u16::from(c.code), c.reason.as_str())))
-            }
-            // tungstenite never returns raw frames from a read.
-            tungstenite::Message::Frame(_) => return,
+        let Some(frame) = wire::as_frame(&message) else {
+            return;
         };
+        let mut core = self.lock();
         let disposition = core.handle_event(Instant::now(), Event::Frame(conn, frame));
         drain(&mut core, &mut notify);
         drop(core);
@@ -600,13 +581,14 @@ fn retry_after<T>(response: &Response<T>) -> Option<Duration> {
 }
 
 /// The builder methods both clients share, generated into each `ClientBuilder` (which
-/// holds an [`Options`] in a field named `options`).
-#[doc(hidden)]
+/// holds an [`Options`] in a field named `options`). The TLS methods exist when the
+/// crate that expands the macro has a `rustls` feature and turns it on (which must turn
+/// on this crate's).
 #[macro_export]
-macro_rules! __client_builder_options {
+macro_rules! client_builder_options {
     () => {
         /// The heartbeat, reconnect, queue and timeout configuration.
-        pub fn config(mut self, config: $crate::ClientConfig) -> Self {
+        pub fn config(mut self, config: $crate::heartline_core::ClientConfig) -> Self {
             self.options.config = config;
             self
         }
@@ -644,7 +626,10 @@ macro_rules! __client_builder_options {
         }
 
         /// Replaces the whole tungstenite configuration (buffer sizes, limits).
-        pub fn websocket_config(mut self, config: $crate::WebSocketConfig) -> Self {
+        pub fn websocket_config(
+            mut self,
+            config: $crate::tungstenite::protocol::WebSocketConfig,
+        ) -> Self {
             self.options.ws_config = config;
             self
         }
@@ -662,7 +647,10 @@ macro_rules! __client_builder_options {
         /// core then backs off and retries).
         pub fn on_connect<F>(mut self, f: F) -> Self
         where
-            F: Fn(u32) -> Result<$crate::ConnectTarget, $crate::BoxError> + Send + Sync + 'static,
+            F: Fn(u32) -> Result<$crate::client::ConnectTarget, $crate::client::BoxError>
+                + Send
+                + Sync
+                + 'static,
         {
             self.options.on_connect = Some(std::sync::Arc::new(f));
             self

@@ -1,13 +1,15 @@
-//! The IO-free glue between tungstenite and heartline's servers: buffer sizes, the
-//! HTTP request head before an upgrade, plain HTTP answers, and the conversion of
-//! tungstenite's messages into the core's frames.
+//! The IO-free glue between tungstenite and heartline: for servers, buffer sizes, the
+//! HTTP request head before an upgrade and plain HTTP answers; for clients and servers
+//! alike, the one translation between the core's messages, pings and closes and
+//! tungstenite's messages and frames.
 //!
-//! `heartline-async` uses this module too, so the blocking and async servers parse and
-//! answer upgrade requests the same way.
+//! The blocking and async adapters both use this module, so their servers parse and
+//! answer upgrade requests the same way, and every driver translates frames the same
+//! way.
 
 use std::borrow::Cow;
 
-use heartline_core::{Frame, Message as CoreMessage};
+use heartline_core::{Frame, Message as CoreMessage, PingPayload};
 use tungstenite::handshake::machine::TryParse;
 pub use tungstenite::handshake::server::Request;
 use tungstenite::handshake::server::{create_response, write_response};
@@ -187,7 +189,8 @@ pub fn as_frame(message: &Message) -> Option<Frame<'_>> {
     })
 }
 
-/// Turns a core message into a tungstenite message without copying it.
+/// Turns a core message into a tungstenite message without copying it (`String` and
+/// `Vec<u8>` become `Utf8Bytes` and `Bytes`).
 pub fn to_message(message: CoreMessage) -> Message {
     match message {
         CoreMessage::Text(t) => Message::text(t),
@@ -205,16 +208,23 @@ pub fn from_message(message: Message) -> Option<CoreMessage> {
     }
 }
 
+/// The protocol Ping that carries a heartbeat's payload.
+pub fn ping(payload: &PingPayload) -> Message {
+    Message::Ping(tungstenite::Bytes::copy_from_slice(payload.as_bytes()))
+}
+
 /// A Close frame with `code` and `reason`, the reason cut to the 123 bytes a Close
 /// frame can carry (at a character boundary).
-pub fn close_frame(code: u16, reason: &str) -> tungstenite::protocol::CloseFrame {
+pub fn close_frame(code: u16, reason: impl Into<String>) -> tungstenite::protocol::CloseFrame {
+    let mut reason = reason.into();
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
+    reason.truncate(end);
     tungstenite::protocol::CloseFrame {
         code: code.into(),
-        reason: reason[..end].to_owned().into(),
+        reason: reason.into(),
     }
 }
 
@@ -265,6 +275,37 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
         assert!(text.contains("Content-Length: 13\r\n"));
         assert!(text.ends_with("\r\n\r\nno such path\n"));
+    }
+
+    #[test]
+    fn messages_pings_and_closes_translate_both_ways() {
+        let text = to_message(CoreMessage::Text("héllo".into()));
+        assert!(matches!(as_frame(&text), Some(Frame::Text("héllo"))));
+        assert_eq!(from_message(text), Some(CoreMessage::Text("héllo".into())));
+        let binary = to_message(CoreMessage::Binary(vec![0, 1, 255]));
+        assert!(matches!(
+            as_frame(&binary),
+            Some(Frame::Binary([0, 1, 255]))
+        ));
+        assert_eq!(
+            from_message(binary),
+            Some(CoreMessage::Binary(vec![0, 1, 255]))
+        );
+        let payload = PingPayload::from_seq(7);
+        assert!(matches!(
+            as_frame(&ping(&payload)),
+            Some(Frame::Ping(p)) if p == payload.as_bytes()
+        ));
+        let close = Message::Close(Some(close_frame(4000, "bye")));
+        assert!(matches!(
+            as_frame(&close),
+            Some(Frame::Close(Some((4000, "bye"))))
+        ));
+        assert!(matches!(
+            as_frame(&Message::Close(None)),
+            Some(Frame::Close(None))
+        ));
+        assert_eq!(from_message(Message::Ping(Vec::new().into())), None);
     }
 
     #[test]

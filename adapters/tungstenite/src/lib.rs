@@ -1,0 +1,31 @@
+//! What `heartline-blocking` and `heartline-async` share: the glue between the
+//! [`heartline_core`] state machines and tungstenite's types, with no IO and no runtime.
+//!
+//! Applications use one of those adapters, which re-export what they need from here.
+//! This crate is for the adapters themselves and for anyone writing another driver
+//! over tungstenite:
+//!
+//! - [`client`]: the client handle and events, the builder options, the attempt
+//!   target, and the core shared by handles and driver, with the core's actions turned
+//!   into tungstenite messages;
+//! - [`hub`]: the server's core machine, the connections' mailboxes and the commands a
+//!   server driver feeds it;
+//! - [`wire`]: the HTTP side of an upgrade, buffer defaults, and the one translation
+//!   between the core's messages and frames and tungstenite's;
+//! - [`tls`]: the TLS setup for `wss://` clients (feature `rustls`).
+//!
+//! Both adapters run tungstenite 0.30 (async-tungstenite wraps the same version), so
+//! these types are the same in both.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod hub;
+pub mod tls;
+pub mod wire;
+
+/// The core this glue drives, for the client builder options macro.
+pub use heartline_core;
+#[cfg(feature = "rustls")]
+pub use rustls;
+/// The tungstenite version every adapter shares.
+pub use tungstenite;
