@@ -230,7 +230,10 @@ fn an_echo_that_comes_back_as_binary_still_counts() {
     h.at(ms(1000));
     h.actions();
     h.at(ms(1004));
-    assert_eq!(h.frame(conn, Frame::Binary(beat.as_bytes())), Disposition::Consumed);
+    assert_eq!(
+        h.frame(conn, Frame::Binary(beat.as_bytes())),
+        Disposition::Consumed
+    );
     assert_eq!(h.notices(), vec![Notice::Rtt(ms(4))]);
     assert_eq!(h.frame(conn, Frame::Binary(b"other")), Disposition::Deliver);
 }
