@@ -334,9 +334,7 @@ where
         // Shutting down or full: the socket closes without more ado.
         Ok(Err(OpenError::ShuttingDown | OpenError::Full)) | Err(_) => return,
     };
-    let ws_config = config
-        .buffers
-        .websocket_config(config.core.max_message_size);
+    let ws_config = config.buffers.websocket_config(&config.core);
     let ws = Box::pin(WebSocketStream::from_partially_read(
         stream,
         tail,
