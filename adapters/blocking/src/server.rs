@@ -240,6 +240,8 @@ const WAKER: Token = Token(usize::MAX - 1);
 const READ_BATCH: usize = 64;
 /// Readiness events taken from the poller at once.
 const EVENTS: usize = 1024;
+/// Full batches of readiness events read at most before deadlines are handled again.
+const CATCH_UP_BATCHES: usize = 64;
 /// How long accepting pauses after an error such as running out of descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 /// Request head bytes read at a time.
@@ -296,15 +298,18 @@ impl Read for Io {
         if self.drained {
             return Err(ErrorKind::WouldBlock.into());
         }
-        match self.stream.read(buf) {
-            Ok(n) => {
-                // A short read took everything there was (a zero-length buffer aside).
-                self.drained = n < buf.len();
-                Ok(n)
-            }
-            Err(e) => {
-                self.drained = e.kind() == ErrorKind::WouldBlock;
-                Err(e)
+        loop {
+            match self.stream.read(buf) {
+                Ok(n) => {
+                    // A short read took everything there was (a zero-length buffer aside).
+                    self.drained = n < buf.len();
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.drained = e.kind() == ErrorKind::WouldBlock;
+                    return Err(e);
+                }
             }
         }
     }
@@ -312,7 +317,12 @@ impl Read for Io {
 
 impl Write for Io {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stream.write(buf)
+        loop {
+            match self.stream.write(buf) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                written => return written,
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -434,11 +444,21 @@ impl EventLoop {
     fn run(mut self) {
         let mut events = Events::with_capacity(EVENTS);
         let mut outs = Vec::new();
+        // Readiness may be waiting beyond the last batch: then what already arrived is
+        // read before any deadline is handled, so a loop that fell behind does not
+        // evict clients whose answers sit unread in their sockets.
+        let mut behind = false;
+        let mut catching_up = 0;
         loop {
             let wait = loop {
                 let sink = &self.events;
                 // An application that dropped its server reads no events: sends may fail.
-                let wait = self.hub.poll(|e| drop(sink.send(e)));
+                let wait = if behind {
+                    self.hub.dispatch(|e| drop(sink.send(e)));
+                    Wait::Until(Instant::now())
+                } else {
+                    self.hub.poll(|e| drop(sink.send(e)))
+                };
                 std::mem::swap(&mut outs, &mut *lock(&self.outgoing));
                 if outs.is_empty() {
                     break wait;
@@ -474,6 +494,14 @@ impl EventLoop {
                 // The poller itself failed: nothing more can be served.
                 break;
             }
+            // A full batch: more may be waiting. Bounded, so that a flood of traffic
+            // cannot hold the deadlines off for long.
+            catching_up = if events.iter().count() == EVENTS {
+                catching_up + 1
+            } else {
+                0
+            };
+            behind = (1..=CATCH_UP_BATCHES).contains(&catching_up);
             let now = Instant::now();
             for _ in 0..self.ready.len() {
                 if let Some(slot) = self.ready.pop_front() {
@@ -797,7 +825,7 @@ impl EventLoop {
             }
             Out::Abort => self.drop_conn(slot.index),
             out if open.stalled.is_some() => open.queue.push_back(out),
-            out => match write(open, &mut self.hub, out) {
+            out => match write(open, &mut self.hub, now, out) {
                 Ok(()) => {}
                 Err(e) if is_would_block(&e) => {
                     stall(open, now, slot, &mut self.stalls, self.config.write_timeout);
@@ -839,14 +867,19 @@ impl EventLoop {
 
 /// Writes one item to an open connection; a message that went out is reported as
 /// written. `WouldBlock` means tungstenite holds the frame until the socket takes it.
-fn write(open: &mut Open, hub: &mut Hub<LoopChannels>, out: Out) -> tungstenite::Result<()> {
+fn write(
+    open: &mut Open,
+    hub: &mut Hub<LoopChannels>,
+    now: Instant,
+    out: Out,
+) -> tungstenite::Result<()> {
     match out {
         Out::Ping(payload) => open.ws.send(wire::ping(&payload)),
         Out::Send(message) => {
             let len = message.len();
             let sent = open.ws.send(message);
             match &sent {
-                Ok(()) => hub.handle(Instant::now(), Command::Written(open.conn, len), drop),
+                Ok(()) => hub.handle(now, Command::Written(open.conn, len), drop),
                 Err(e) if is_would_block(e) => open.unflushed += len,
                 Err(_) => {}
             }
@@ -871,7 +904,7 @@ fn resume(open: &mut Open, hub: &mut Hub<LoopChannels>, now: Instant) -> Ended {
         hub.handle(now, written, drop);
     }
     while let Some(out) = open.queue.pop_front() {
-        match write(open, hub, out) {
+        match write(open, hub, now, out) {
             Ok(()) => {}
             Err(e) if is_would_block(&e) => {
                 open.stalled = Some(now);
