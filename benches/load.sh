@@ -13,8 +13,7 @@ if [ ! -d interop/node_modules/ws ]; then
     (cd interop && npm install --no-audit --no-fund)
 fi
 
-# One run; a run that fails (e.g. the thread-per-connection blocking server at
-# 10,000 clients) is reported and the comparison goes on.
+# One run; a run that fails is reported and the comparison goes on.
 results=()
 run() {
     local out

@@ -30,8 +30,10 @@
 //! # Server
 //!
 //! [`server`] is a WebSocket server that pings its clients, evicts the silent ones and
-//! keeps a registry of clients by name. [`hub`] and [`wire`] are the pieces it shares
-//! with `heartline-async`'s server (from `heartline-tungstenite`).
+//! keeps a registry of clients by name: one event-loop thread over non-blocking
+//! sockets, about 2 KB per connection, for tens of thousands of clients. [`hub`] and
+//! [`wire`] are the pieces it shares with `heartline-async`'s server (from
+//! `heartline-tungstenite`).
 #![forbid(unsafe_code)]
 
 mod client;

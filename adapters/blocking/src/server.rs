@@ -3,47 +3,46 @@
 //!
 //! # Design
 //!
-//! One **driver thread** owns the core's server machine; it is the only place where
-//! decisions are made, and its single deadline (`poll_timeout`) is the one timer for
-//! every connection's pings and evictions. Each connection has a thread that owns its
-//! socket: it reads with a read timeout, forwards every frame to the driver over a
-//! channel, and between reads executes what the driver put in its mailbox (pings,
-//! messages, close, abort). Nobody shares a socket and the core needs no lock.
+//! One thread runs an event loop (epoll on Linux, kqueue on the BSDs and macOS, through
+//! `mio`) over non-blocking sockets, and owns the core's server machine through the
+//! [`Hub`]. The core's single deadline ([`Hub::deadline`]) is the loop's wait timeout:
+//! one timer for every connection's pings and evictions. Handles send commands over a
+//! channel and wake the loop. Nothing is shared, nothing is locked on the hot path, and
+//! a connection costs its socket, its small buffers and a few hundred bytes of state:
+//! about 2 KB per connection in all, measured with 10,000 clients (see
+//! `benches/load.sh`).
 //!
-//! A blocked read cannot be interrupted, so outbound data waits for the read timeout
-//! to end. That timeout is 1 ms right after any traffic (a reply to a message goes out
-//! at once) and doubles while the connection is quiet, up to
-//! [`ServerConfig::poll_interval`] (default 50 ms): the longest a message to a quiet
-//! client waits, and how often an idle connection thread wakes.
+//! Each socket is registered once, edge-triggered, for reading and writing. A read that
+//! returns less than it asked for emptied the socket (epoll(7)), so the next read waits
+//! for the next readiness event instead of costing a system call that would only say
+//! "would block": a ping costs one write and one read.
 //!
-//! The cost is one thread per connection (about 25 KB of memory each) with a wake-up
-//! every poll interval (500 idle connections: about 6% of one core): fine for tens or
-//! hundreds of clients. For thousands, use
-//! `heartline-async`, whose connections are tasks of about 5 KB.
+//! Everything runs on the loop's thread, including [`ServerConfig::http`]: keep that
+//! handler quick (answer from memory).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use heartline_core::{ConnId, Message, OpenError};
+use heartline_core::{ConnId, Message};
+use mio::net::{TcpListener as MioListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
 pub use tungstenite::handshake::server::Request;
 use tungstenite::protocol::Role;
 use tungstenite::{Message as WsMessage, WebSocket};
 
+use heartline_tungstenite::hub::{Channels, Command, Hub, Out, Outbox, Target, Verdict, Wait};
 pub use heartline_tungstenite::hub::{ClientInfo, ServerError, ServerEvent};
-use heartline_tungstenite::hub::{
-    Command, Hub, Mail, Mailbox, MailboxOutbox, Out, StdChannels, Target, Verdict, Wait,
-};
 use heartline_tungstenite::wire::{self, Head};
 pub use heartline_tungstenite::wire::{Buffers, HttpResponse};
 
 /// Answers plain HTTP requests (those without `Upgrade: websocket`); `None` lets the
-/// server answer (404 for a path it does not serve).
+/// server answer (404 for a path it does not serve). It runs on the server's thread.
 pub type HttpHandler = Arc<dyn Fn(&Request) -> Option<HttpResponse> + Send + Sync>;
 
 /// How the blocking server runs.
@@ -53,16 +52,8 @@ pub struct ServerConfig {
     pub core: heartline_core::ServerConfig,
     /// Buffer sizes per connection.
     pub buffers: Buffers,
-    /// The longest read timeout of a connection thread: how long a message to a quiet
-    /// client may wait before it is written, and how often an idle connection thread
-    /// wakes. After any traffic the timeout drops to 1 ms and doubles back up to this.
-    ///
-    /// Default 50 ms: pushes to quiet clients still feel prompt, and the wake-ups stay
-    /// affordable: measured here, 500 idle connections cost about 6% of one core at
-    /// 50 ms, five times that at 10 ms.
-    pub poll_interval: Duration,
-    /// How long one write may block. Default 10 s: a peer that does not take data for
-    /// that long is gone.
+    /// How long a connection may stay unable to take what is written to it. Default
+    /// 10 s: a peer that takes no data for that long is gone, even if it still sends.
     pub write_timeout: Duration,
     /// Answers plain HTTP requests on the same port (a page, a health check).
     pub http: Option<HttpHandler>,
@@ -73,7 +64,6 @@ impl Default for ServerConfig {
         ServerConfig {
             core: heartline_core::ServerConfig::default(),
             buffers: Buffers::default(),
-            poll_interval: Duration::from_millis(50),
             write_timeout: Duration::from_secs(10),
             http: None,
         }
@@ -85,7 +75,6 @@ impl fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("core", &self.core)
             .field("buffers", &self.buffers)
-            .field("poll_interval", &self.poll_interval)
             .field("write_timeout", &self.write_timeout)
             .field("http", &self.http.as_ref().map(|_| "Fn"))
             .finish()
@@ -105,7 +94,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` and starts the accept and driver threads.
+    /// Binds `addr` and starts the server's thread.
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Server> {
         let listener = TcpListener::bind(addr)?;
         Server::start(listener, config)
@@ -114,30 +103,40 @@ impl Server {
     /// Serves connections accepted from `listener`.
     pub fn start(listener: TcpListener, config: ServerConfig) -> io::Result<Server> {
         let addr = listener.local_addr()?;
-        let now = Instant::now();
-        let hub = Hub::new(config.core.clone(), now)
+        listener.set_nonblocking(true)?;
+        let mut listener = MioListener::from_std(listener);
+        let hub = Hub::new(config.core.clone(), Instant::now())
             .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
-        let (to_driver, inbox) = mpsc::channel();
-        let (event_tx, events) = mpsc::channel();
-        let stopping = Arc::new(AtomicBool::new(false));
-        let config = Arc::new(config);
-        let driver = Driver {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (commands_tx, commands) = mpsc::channel();
+        let (events_tx, events) = mpsc::channel();
+        let event_loop = EventLoop {
+            poll,
+            listener,
             hub,
-            inbox,
-            events: event_tx,
-            stopping: stopping.clone(),
-            addr,
+            commands,
+            events: events_tx,
+            conns: Slab::default(),
+            outgoing: Arc::default(),
+            serial: 0,
+            handshakes: VecDeque::new(),
+            stalls: VecDeque::new(),
+            ready: VecDeque::new(),
+            accept_paused: None,
+            config,
         };
         thread::Builder::new()
-            .name("heartline-driver".into())
-            .spawn(move || driver.run())?;
-        let accept_tx = to_driver.clone();
-        thread::Builder::new()
-            .name("heartline-accept".into())
-            .spawn(move || accept_loop(listener, accept_tx, config, stopping))?;
+            .name("heartline-server".into())
+            .spawn(move || event_loop.run())?;
         Ok(Server {
             addr,
-            handle: ServerHandle { tx: to_driver },
+            handle: ServerHandle {
+                tx: commands_tx,
+                waker,
+            },
             events,
         })
     }
@@ -169,9 +168,16 @@ impl Server {
 }
 
 /// A cloneable handle to a running server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerHandle {
-    tx: Sender<Command<StdChannels>>,
+    tx: Sender<Command<LoopChannels>>,
+    waker: Arc<Waker>,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle").finish_non_exhaustive()
+    }
 }
 
 impl ServerHandle {
@@ -206,310 +212,750 @@ impl ServerHandle {
     /// (the core aborts those that do not finish the close handshake in time).
     pub fn shutdown(&self) {
         // A stopped server needs no shutdown.
-        let _ = self.tx.send(Command::Shutdown);
+        if self.tx.send(Command::Shutdown).is_ok() {
+            let _ = self.waker.wake();
+        }
     }
 
     fn ask<T>(
         &self,
-        make: impl FnOnce(SyncSender<T>) -> Command<StdChannels>,
+        make: impl FnOnce(SyncSender<T>) -> Command<LoopChannels>,
     ) -> Result<T, ServerError> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.tx
             .send(make(reply))
             .map_err(|_| ServerError::Stopped)?;
+        // A loop that cannot be woken has stopped: its end of the channel is gone, and
+        // with it the reply sender, so the answer below fails rather than hangs.
+        let _ = self.waker.wake();
         answer.recv().map_err(|_| ServerError::Stopped)
     }
 }
 
-/// The driver thread: owns the hub (and the core), waits for a command or the one
-/// deadline, and dispatches what the core decided.
-struct Driver {
-    hub: Hub<StdChannels>,
-    inbox: Receiver<Command<StdChannels>>,
-    events: Sender<ServerEvent>,
-    stopping: Arc<AtomicBool>,
-    addr: SocketAddr,
+/// The listener's token; connections use their slab index.
+const LISTENER: Token = Token(usize::MAX);
+/// The handles' wake-up token.
+const WAKER: Token = Token(usize::MAX - 1);
+/// Most messages read from one connection before the others get their turn.
+const READ_BATCH: usize = 64;
+/// Readiness events taken from the poller at once.
+const EVENTS: usize = 1024;
+/// Full batches of readiness events read at most before deadlines are handled again.
+const CATCH_UP_BATCHES: usize = 64;
+/// How long accepting pauses after an error such as running out of descriptors.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+/// Request head bytes read at a time.
+const HEAD_CHUNK: usize = 1024;
+
+/// The loop's channel types: outboxes that queue into the loop's own list.
+#[derive(Debug)]
+struct LoopChannels;
+
+impl Channels for LoopChannels {
+    type Outbox = LoopOutbox;
+    type Reply<T> = SyncSender<T>;
 }
 
-impl Driver {
-    fn run(mut self) {
-        let events = &self.events;
-        // An application that dropped its server reads no events: sends may fail.
+/// What the hub decided for connections, in order, until the loop executes it.
+type Outgoing = Arc<Mutex<Vec<(Slot, Out)>>>;
+
+/// A connection's slot: its slab index and the serial that tells it apart from later
+/// connections in the same slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    index: usize,
+    serial: u64,
+}
+
+/// The hub's outbox for one connection: appends to the loop's list.
+#[derive(Debug)]
+struct LoopOutbox {
+    slot: Slot,
+    outgoing: Outgoing,
+}
+
+impl Outbox for LoopOutbox {
+    fn push(&self, out: Out) {
+        lock(&self.outgoing).push((self.slot, out));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain data that stays consistent even if a holder panicked.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A non-blocking socket that remembers when a read emptied it, so that tungstenite's
+/// next read says "would block" without a system call; a readiness event clears that.
+#[derive(Debug)]
+struct Io {
+    stream: TcpStream,
+    drained: bool,
+}
+
+impl Read for Io {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drained {
+            return Err(ErrorKind::WouldBlock.into());
+        }
         loop {
-            let command = match self.hub.poll(|e| drop(events.send(e))) {
-                Wait::Stop => break,
-                Wait::Until(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    match self.inbox.recv_timeout(left) {
-                        Ok(command) => Some(command),
-                        Err(RecvTimeoutError::Timeout) => None,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
+            match self.stream.read(buf) {
+                Ok(n) => {
+                    // A short read took everything there was (a zero-length buffer aside).
+                    self.drained = n < buf.len();
+                    return Ok(n);
                 }
-                Wait::Forever => match self.inbox.recv() {
-                    Ok(command) => Some(command),
-                    Err(_) => break,
-                },
-            };
-            self.hub.step(command, |e| drop(events.send(e)));
-            // Take what else is queued before dispatching: one pass for a burst.
-            while let Ok(command) = self.inbox.try_recv() {
-                self.hub.step(Some(command), |e| drop(events.send(e)));
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.drained = e.kind() == ErrorKind::WouldBlock;
+                    return Err(e);
+                }
             }
         }
-        // Wake the accept thread so it sees `stopping` and exits; until now it kept
-        // accepting, so a late client got a 503 rather than a reset.
-        self.stopping.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
     }
 }
 
-fn accept_loop(
-    listener: TcpListener,
-    to_driver: Sender<Command<StdChannels>>,
-    config: Arc<ServerConfig>,
-    stopping: Arc<AtomicBool>,
-) {
-    for stream in listener.incoming() {
-        if stopping.load(Ordering::Relaxed) {
-            break;
+impl Write for Io {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.write(buf) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                written => return written,
+            }
         }
-        let Ok(stream) = stream else {
-            // Running out of descriptors or a connection reset before accept: the
-            // listener itself is fine; back off briefly instead of spinning.
-            thread::sleep(Duration::from_millis(5));
-            continue;
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+/// One accepted socket.
+struct Conn {
+    serial: u64,
+    phase: Phase,
+}
+
+enum Phase {
+    /// Reading the request head.
+    Head { io: Io, buf: Vec<u8> },
+    /// Writing an HTTP answer (a rejection, a page, or the 101), then `then`.
+    Answer {
+        io: Io,
+        bytes: Vec<u8>,
+        written: usize,
+        then: Then,
+    },
+    /// An open WebSocket connection.
+    Open(Box<Open>),
+    /// Moved out while changing phase; never seen outside that.
+    Gone,
+}
+
+/// What follows an HTTP answer.
+enum Then {
+    /// Close the socket.
+    Close,
+    /// Open the WebSocket connection: the client's name, and the bytes read after
+    /// the request head.
+    Open(Option<String>, Vec<u8>),
+}
+
+struct Open {
+    ws: WebSocket<Io>,
+    conn: ConnId,
+    /// Items waiting while the socket takes no more.
+    queue: VecDeque<Out>,
+    /// Since when the socket has taken no more, if it has not.
+    stalled: Option<Instant>,
+    /// Payload bytes of messages handed to tungstenite but not yet on the wire.
+    unflushed: usize,
+}
+
+/// How an open connection's loop turn ended.
+enum Ended {
+    /// Still open.
+    No,
+    /// Over, with the error that ended it, if any.
+    Yes(Option<String>),
+}
+
+/// Connections by slab index.
+#[derive(Default)]
+struct Slab {
+    entries: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl Slab {
+    fn insert(&mut self, conn: Conn) -> usize {
+        self.len += 1;
+        match self.free.pop() {
+            Some(index) => {
+                self.entries[index] = Some(conn);
+                index
+            }
+            None => {
+                self.entries.push(Some(conn));
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    fn get(&mut self, slot: Slot) -> Option<&mut Conn> {
+        self.entries
+            .get_mut(slot.index)
+            .and_then(Option::as_mut)
+            .filter(|c| c.serial == slot.serial)
+    }
+
+    fn remove(&mut self, index: usize) -> Option<Conn> {
+        let conn = self.entries.get_mut(index)?.take()?;
+        self.free.push(index);
+        self.len -= 1;
+        Some(conn)
+    }
+}
+
+/// The server's thread.
+struct EventLoop {
+    poll: Poll,
+    listener: MioListener,
+    hub: Hub<LoopChannels>,
+    commands: Receiver<Command<LoopChannels>>,
+    events: Sender<ServerEvent>,
+    conns: Slab,
+    outgoing: Outgoing,
+    serial: u64,
+    /// Handshake deadlines, in the order they were set (all equally long).
+    handshakes: VecDeque<(Instant, Slot)>,
+    /// Write-stall deadlines, in the order they were set (all equally long), with the
+    /// time the stall began.
+    stalls: VecDeque<(Instant, Slot, Instant)>,
+    /// Connections that stopped reading at [`READ_BATCH`] with more to read.
+    ready: VecDeque<Slot>,
+    /// Accepting resumes at this time after an error.
+    accept_paused: Option<Instant>,
+    config: ServerConfig,
+}
+
+impl EventLoop {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(EVENTS);
+        let mut outs = Vec::new();
+        // Readiness may be waiting beyond the last batch: then what already arrived is
+        // read before any deadline is handled, so a loop that fell behind does not
+        // evict clients whose answers sit unread in their sockets.
+        let mut behind = false;
+        let mut catching_up = 0;
+        loop {
+            let wait = loop {
+                let sink = &self.events;
+                // An application that dropped its server reads no events: sends may fail.
+                let wait = if behind {
+                    self.hub.dispatch(|e| drop(sink.send(e)));
+                    Wait::Until(Instant::now())
+                } else {
+                    self.hub.poll(|e| drop(sink.send(e)))
+                };
+                std::mem::swap(&mut outs, &mut *lock(&self.outgoing));
+                if outs.is_empty() {
+                    break wait;
+                }
+                let now = Instant::now();
+                for (slot, out) in outs.drain(..) {
+                    self.execute(now, slot, out);
+                }
+            };
+            let deadline = match wait {
+                Wait::Stop => break,
+                Wait::Until(deadline) => Some(deadline),
+                Wait::Forever => None,
+            };
+            let deadline = [
+                deadline,
+                self.handshakes.front().map(|h| h.0),
+                self.stalls.front().map(|s| s.0),
+                self.accept_paused,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let timeout = if self.ready.is_empty() {
+                deadline.map(|d| d.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                // The poller itself failed: nothing more can be served.
+                break;
+            }
+            // A full batch: more may be waiting. Bounded, so that a flood of traffic
+            // cannot hold the deadlines off for long.
+            catching_up = if events.iter().count() == EVENTS {
+                catching_up + 1
+            } else {
+                0
+            };
+            behind = (1..=CATCH_UP_BATCHES).contains(&catching_up);
+            let now = Instant::now();
+            for _ in 0..self.ready.len() {
+                if let Some(slot) = self.ready.pop_front() {
+                    self.readable(now, slot);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    WAKER => self.commands(now),
+                    Token(index) => {
+                        let Some(serial) = self
+                            .conns
+                            .entries
+                            .get(index)
+                            .and_then(|c| c.as_ref().map(|c| c.serial))
+                        else {
+                            continue;
+                        };
+                        let slot = Slot { index, serial };
+                        if event.is_writable() {
+                            self.writable(now, slot);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.readable(now, slot);
+                        }
+                    }
+                }
+            }
+            self.expire(now);
+        }
+    }
+
+    /// Feeds the queued commands from handles.
+    fn commands(&mut self, now: Instant) {
+        while let Ok(command) = self.commands.try_recv() {
+            let sink = &self.events;
+            self.hub.handle(now, command, |e| drop(sink.send(e)));
+        }
+    }
+
+    /// Accepts every waiting connection.
+    fn accept(&mut self, now: Instant) {
+        if self.accept_paused.is_some_and(|until| now < until) {
+            return;
+        }
+        self.accept_paused = None;
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // Out of descriptors, or a connection reset before it was accepted:
+                    // the listener is fine. Try again shortly rather than spin.
+                    self.accept_paused = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
+            };
+            // Small messages (pings, chat) go out at once, as browsers and Node expect.
+            let _ = stream.set_nodelay(true);
+            self.serial += 1;
+            let serial = self.serial;
+            let index = self.conns.insert(Conn {
+                serial,
+                phase: Phase::Head {
+                    io: Io {
+                        stream,
+                        drained: false,
+                    },
+                    buf: Vec::new(),
+                },
+            });
+            let slot = Slot { index, serial };
+            let registered = match self.conns.get(slot).map(|c| &mut c.phase) {
+                Some(Phase::Head { io, .. }) => self.poll.registry().register(
+                    &mut io.stream,
+                    Token(index),
+                    Interest::READABLE | Interest::WRITABLE,
+                ),
+                _ => Ok(()),
+            };
+            if registered.is_err() {
+                self.conns.remove(index);
+                continue;
+            }
+            self.handshakes
+                .push_back((now + self.config.core.handshake_timeout, slot));
+        }
+    }
+
+    /// Handles deadlines that passed: handshakes too slow, writes stalled too long,
+    /// accepting paused.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(deadline, slot)) = self.handshakes.front() {
+            if deadline > now {
+                break;
+            }
+            self.handshakes.pop_front();
+            let in_handshake = self
+                .conns
+                .get(slot)
+                .is_some_and(|c| !matches!(c.phase, Phase::Open(_)));
+            if in_handshake {
+                self.drop_conn(slot.index);
+            }
+        }
+        while let Some(&(deadline, slot, since)) = self.stalls.front() {
+            if deadline > now {
+                break;
+            }
+            self.stalls.pop_front();
+            let stalled = match self.conns.get(slot).map(|c| &c.phase) {
+                Some(Phase::Open(open)) => open.stalled == Some(since),
+                _ => false,
+            };
+            if stalled {
+                let error = "write timed out: the peer is not reading".to_owned();
+                self.end(now, slot, Some(error));
+            }
+        }
+        if self.accept_paused.is_some_and(|until| until <= now) {
+            self.accept(now);
+        }
+    }
+
+    fn readable(&mut self, now: Instant, slot: Slot) {
+        let Some(conn) = self.conns.get(slot) else {
+            return;
         };
-        let to_driver = to_driver.clone();
-        let config = config.clone();
-        let spawned = thread::Builder::new()
-            .name("heartline-conn".into())
-            .stack_size(256 * 1024)
-            .spawn(move || serve(stream, &to_driver, &config));
-        // Without a thread the connection is dropped (closed) at once.
-        drop(spawned);
-    }
-}
-
-/// Runs one connection: the handshake, then the read/execute loop.
-fn serve(mut stream: TcpStream, to_driver: &Sender<Command<StdChannels>>, config: &ServerConfig) {
-    let deadline = Instant::now() + config.core.handshake_timeout;
-    if stream
-        .set_write_timeout(Some(config.write_timeout))
-        .is_err()
-    {
-        return;
-    }
-    let (request, tail) = match read_head(&mut stream, deadline) {
-        Ok(head) => head,
-        Err(Some(response)) => return respond(&mut stream, &response),
-        Err(None) => return,
-    };
-    if !wire::is_upgrade(&request) {
-        if let Some(response) = config.http.as_ref().and_then(|h| h(&request)) {
-            return respond(&mut stream, &response);
+        match &mut conn.phase {
+            Phase::Head { io, buf } => {
+                io.drained = false;
+                match read_head(io, buf) {
+                    Ok(None) => {}
+                    Ok(Some((request, tail))) => self.answer(now, slot, &request, tail),
+                    Err(Some(response)) => self.respond(slot, response.to_bytes(), Then::Close),
+                    Err(None) => self.drop_conn(slot.index),
+                }
+            }
+            // The answer is being written; what the client sends meanwhile waits.
+            Phase::Answer { io, .. } => io.drained = false,
+            Phase::Open(open) => {
+                open.ws.get_mut().drained = false;
+                self.read_open(now, slot);
+            }
+            Phase::Gone => {}
         }
     }
-    let (reply, verdict) = mpsc::sync_channel(1);
-    if to_driver
-        .send(Command::Upgrade(Box::new(request.clone()), reply))
-        .is_err()
-    {
-        return;
+
+    fn writable(&mut self, now: Instant, slot: Slot) {
+        let Some(conn) = self.conns.get(slot) else {
+            return;
+        };
+        match &mut conn.phase {
+            Phase::Head { .. } | Phase::Gone => {}
+            Phase::Answer { .. } => self.write_answer(now, slot),
+            Phase::Open(open) if open.stalled.is_some() => {
+                if let Ended::Yes(error) = resume(open, &mut self.hub, now) {
+                    self.end(now, slot, error);
+                }
+            }
+            Phase::Open(_) => {}
+        }
     }
-    let name = match verdict.recv() {
-        Ok(Verdict::Accept(name)) => name,
-        Ok(Verdict::Reject(response)) => return respond(&mut stream, &response),
-        Err(_) => return,
-    };
-    // The core accepted the target; a request that breaks the WebSocket handshake
-    // rules (a plain GET, no key, wrong version) still gets 400.
-    let upgrade = match wire::upgrade_response(&request) {
-        Ok(upgrade) => upgrade,
-        Err(response) => return respond(&mut stream, &response),
-    };
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero()
-        || stream.set_write_timeout(Some(left)).is_err()
-        || stream.write_all(&upgrade).is_err()
-        || stream
-            .set_write_timeout(Some(config.write_timeout))
-            .is_err()
-    {
-        return;
+
+    /// A complete request head: decide the answer.
+    fn answer(&mut self, now: Instant, slot: Slot, request: &Request, tail: Vec<u8>) {
+        if !wire::is_upgrade(request) {
+            if let Some(response) = self.config.http.as_ref().and_then(|h| h(request)) {
+                return self.respond(slot, response.to_bytes(), Then::Close);
+            }
+        }
+        let (bytes, then) = match self.hub.upgrade(now, request) {
+            Verdict::Reject(response) => (response.to_bytes(), Then::Close),
+            // The core accepted the target; a request that breaks the WebSocket
+            // handshake rules (a plain GET, no key, wrong version) still gets 400.
+            Verdict::Accept(name) => match wire::upgrade_response(request) {
+                Ok(upgrade) => (upgrade, Then::Open(name, tail)),
+                Err(response) => (response.to_bytes(), Then::Close),
+            },
+        };
+        self.respond(slot, bytes, then);
     }
-    let mailbox = Arc::new(Mailbox::default());
-    let (reply, opened) = mpsc::sync_channel(1);
-    let outbox = MailboxOutbox(mailbox.clone());
-    if to_driver.send(Command::Open(name, outbox, reply)).is_err() {
-        return;
+
+    /// Starts writing an HTTP answer.
+    fn respond(&mut self, slot: Slot, bytes: Vec<u8>, then: Then) {
+        let Some(conn) = self.conns.get(slot) else {
+            return;
+        };
+        let io = match std::mem::replace(&mut conn.phase, Phase::Gone) {
+            Phase::Head { io, .. } | Phase::Answer { io, .. } => io,
+            other => {
+                conn.phase = other;
+                return;
+            }
+        };
+        conn.phase = Phase::Answer {
+            io,
+            bytes,
+            written: 0,
+            then,
+        };
+        self.write_answer(Instant::now(), slot);
     }
-    let conn = match opened.recv() {
-        Ok(Ok(conn)) => conn,
-        // Shutting down or full: the socket closes without more ado.
-        Ok(Err(OpenError::ShuttingDown | OpenError::Full)) | Err(_) => return,
-    };
-    let ws_config = config
-        .buffers
-        .websocket_config(config.core.max_message_size);
-    let ws = WebSocket::from_partially_read(stream, tail, Role::Server, Some(ws_config));
-    let poll = Backoff::new(config.poll_interval);
-    let error = run_open(ws, conn, to_driver, &mailbox, poll);
-    let _ = to_driver.send(Command::Ended(conn, error));
+
+    /// Writes what the socket takes of an HTTP answer; once all is written, closes or
+    /// opens the connection.
+    fn write_answer(&mut self, now: Instant, slot: Slot) {
+        let Some(conn) = self.conns.get(slot) else {
+            return;
+        };
+        let Phase::Answer {
+            io, bytes, written, ..
+        } = &mut conn.phase
+        else {
+            return;
+        };
+        while *written < bytes.len() {
+            match io.stream.write(&bytes[*written..]) {
+                Ok(0) => return self.drop_conn(slot.index),
+                Ok(n) => *written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return self.drop_conn(slot.index),
+            }
+        }
+        let Phase::Answer { io, then, .. } = std::mem::replace(&mut conn.phase, Phase::Gone) else {
+            return;
+        };
+        match then {
+            Then::Close => {
+                let _ = io.stream.shutdown(std::net::Shutdown::Write);
+                self.drop_conn(slot.index);
+            }
+            Then::Open(name, tail) => {
+                let outbox = LoopOutbox {
+                    slot,
+                    outgoing: self.outgoing.clone(),
+                };
+                let Ok(id) = self.hub.open(now, name, outbox) else {
+                    // Shutting down or full: the socket closes without more ado.
+                    return self.drop_conn(slot.index);
+                };
+                // The application hears of the connection before any of its messages.
+                let sink = &self.events;
+                self.hub.dispatch(|e| drop(sink.send(e)));
+                let config = self.config.buffers.websocket_config(&self.config.core);
+                let mut io = io;
+                // Frames may have come with the request head, or since.
+                io.drained = false;
+                let ws = WebSocket::from_partially_read(io, tail, Role::Server, Some(config));
+                conn.phase = Phase::Open(Box::new(Open {
+                    ws,
+                    conn: id,
+                    queue: VecDeque::new(),
+                    stalled: None,
+                    unflushed: 0,
+                }));
+                self.read_open(now, slot);
+            }
+        }
+    }
+
+    /// Reads what an open connection has, up to [`READ_BATCH`] messages.
+    fn read_open(&mut self, now: Instant, slot: Slot) {
+        let Some(Conn {
+            phase: Phase::Open(open),
+            ..
+        }) = self.conns.get(slot)
+        else {
+            return;
+        };
+        let conn = open.conn;
+        let mut replied = false;
+        for _ in 0..READ_BATCH {
+            match open.ws.read() {
+                Ok(message) => {
+                    replied |= matches!(message, WsMessage::Ping(_));
+                    let sink = &self.events;
+                    let frame = Command::Frame(conn, message);
+                    self.hub.handle(now, frame, |e| drop(sink.send(e)));
+                }
+                Err(e) if is_would_block(&e) => {
+                    // tungstenite queued a Pong: put it on the wire now.
+                    if replied && open.stalled.is_none() {
+                        if let Err(e) = open.ws.flush() {
+                            if !is_would_block(&e) {
+                                return self.end(now, slot, ended(e));
+                            }
+                            stall(open, now, slot, &mut self.stalls, self.config.write_timeout);
+                        }
+                    }
+                    return;
+                }
+                Err(e) => return self.end(now, slot, ended(e)),
+            }
+        }
+        // More may be waiting: come back after the others had their turn.
+        self.ready.push_back(slot);
+    }
+
+    /// Executes one item the hub queued for a connection.
+    fn execute(&mut self, now: Instant, slot: Slot, out: Out) {
+        let Some(Conn {
+            phase: Phase::Open(open),
+            ..
+        }) = self.conns.get(slot)
+        else {
+            return;
+        };
+        match out {
+            Out::Evict(code, reason) => {
+                // Only what the socket takes at once: the peer may not be reading.
+                if open.stalled.is_none() {
+                    let _ = open.ws.close(Some(wire::close_frame(code, reason)));
+                    let _ = open.ws.flush();
+                }
+                // The core has already forgotten the connection.
+                self.drop_conn(slot.index);
+            }
+            Out::Abort => self.drop_conn(slot.index),
+            out if open.stalled.is_some() => open.queue.push_back(out),
+            out => match write(open, &mut self.hub, now, out) {
+                Ok(()) => {}
+                Err(e) if is_would_block(&e) => {
+                    stall(open, now, slot, &mut self.stalls, self.config.write_timeout);
+                }
+                Err(e) => self.end(now, slot, ended(e)),
+            },
+        }
+    }
+
+    /// An open connection ended: forget it and tell the hub.
+    fn end(&mut self, now: Instant, slot: Slot, error: Option<String>) {
+        let Some(conn) = self.conns.get(slot) else {
+            return;
+        };
+        let Phase::Open(open) = &conn.phase else {
+            return self.drop_conn(slot.index);
+        };
+        let id = open.conn;
+        self.drop_conn(slot.index);
+        let sink = &self.events;
+        self.hub
+            .handle(now, Command::Ended(id, error), |e| drop(sink.send(e)));
+    }
+
+    /// Deregisters and closes a socket.
+    fn drop_conn(&mut self, index: usize) {
+        let Some(mut conn) = self.conns.remove(index) else {
+            return;
+        };
+        let stream = match &mut conn.phase {
+            Phase::Head { io, .. } | Phase::Answer { io, .. } => &mut io.stream,
+            Phase::Open(open) => &mut open.ws.get_mut().stream,
+            Phase::Gone => return,
+        };
+        // Closing the socket removes it from the poller anyway.
+        let _ = self.poll.registry().deregister(stream);
+    }
 }
 
-/// Reads the request head before `deadline`. `Err(Some(_))` is an answer to send,
-/// `Err(None)` means drop the connection silently (timeout, IO error).
+/// Writes one item to an open connection; a message that went out is reported as
+/// written. `WouldBlock` means tungstenite holds the frame until the socket takes it.
+fn write(
+    open: &mut Open,
+    hub: &mut Hub<LoopChannels>,
+    now: Instant,
+    out: Out,
+) -> tungstenite::Result<()> {
+    match out {
+        Out::Ping(payload) => open.ws.send(wire::ping(&payload)),
+        Out::Send(message) => {
+            let len = message.len();
+            let sent = open.ws.send(message);
+            match &sent {
+                Ok(()) => hub.handle(now, Command::Written(open.conn, len), drop),
+                Err(e) if is_would_block(e) => open.unflushed += len,
+                Err(_) => {}
+            }
+            sent
+        }
+        Out::Close(code, reason) => open.ws.close(Some(wire::close_frame(code, reason))),
+        // Handled by the caller.
+        Out::Evict(..) | Out::Abort => Ok(()),
+    }
+}
+
+/// The socket takes data again: flush, report what went out, and write what waited.
+fn resume(open: &mut Open, hub: &mut Hub<LoopChannels>, now: Instant) -> Ended {
+    match open.ws.flush() {
+        Ok(()) => {}
+        Err(e) if is_would_block(&e) => return Ended::No,
+        Err(e) => return Ended::Yes(ended(e)),
+    }
+    open.stalled = None;
+    if open.unflushed > 0 {
+        let written = Command::Written(open.conn, std::mem::take(&mut open.unflushed));
+        hub.handle(now, written, drop);
+    }
+    while let Some(out) = open.queue.pop_front() {
+        match write(open, hub, now, out) {
+            Ok(()) => {}
+            Err(e) if is_would_block(&e) => {
+                open.stalled = Some(now);
+                return Ended::No;
+            }
+            Err(e) => return Ended::Yes(ended(e)),
+        }
+    }
+    Ended::No
+}
+
+fn stall(
+    open: &mut Open,
+    now: Instant,
+    slot: Slot,
+    stalls: &mut VecDeque<(Instant, Slot, Instant)>,
+    timeout: Duration,
+) {
+    if open.stalled.is_none() {
+        open.stalled = Some(now);
+        stalls.push_back((now + timeout, slot, now));
+    }
+}
+
+/// Reads a request head: `Ok(None)` needs more bytes, `Ok(Some(_))` is the request and
+/// the bytes after it, `Err(Some(_))` an answer to send, `Err(None)` means drop the
+/// connection silently (closed, IO error).
+#[allow(clippy::type_complexity)]
 fn read_head(
-    stream: &mut TcpStream,
-    deadline: Instant,
-) -> Result<(Request, Vec<u8>), Option<HttpResponse>> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
+    io: &mut Io,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(Request, Vec<u8>)>, Option<HttpResponse>> {
+    let mut chunk = [0u8; HEAD_CHUNK];
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(None);
-        }
-        stream.set_read_timeout(Some(left)).map_err(|_| None)?;
-        let n = match stream.read(&mut chunk) {
+        let n = match io.read(&mut chunk) {
             Ok(0) => return Err(None),
             Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(_) => return Err(None),
         };
         buf.extend_from_slice(&chunk[..n]);
-        match wire::parse_head(&buf) {
+        match wire::parse_head(buf) {
             Head::Partial => {}
-            Head::Complete(request, len) => return Ok((*request, buf.split_off(len))),
+            Head::Complete(request, len) => {
+                let tail = buf.split_off(len);
+                return Ok(Some((*request, tail)));
+            }
             Head::Invalid(status) => {
                 return Err(Some(HttpResponse::text(status, "bad request\n")));
             }
-        }
-    }
-}
-
-/// Writes a plain HTTP answer and closes.
-fn respond(stream: &mut TcpStream, response: &HttpResponse) {
-    let _ = stream.write_all(&response.to_bytes());
-    let _ = stream.flush();
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-}
-
-/// A connection thread's read timeout: short right after traffic, doubling while the
-/// connection is quiet.
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    current: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// The read timeout right after traffic (at least 1 ms: a zero timeout would block
-    /// forever).
-    const MIN: Duration = Duration::from_millis(1);
-
-    fn new(max: Duration) -> Self {
-        let max = max.max(Self::MIN);
-        Backoff { current: max, max }
-    }
-
-    /// Applies `next` to the socket if it differs from the current timeout.
-    fn set(&mut self, ws: &WebSocket<TcpStream>, next: Duration) -> io::Result<()> {
-        if next != self.current {
-            ws.get_ref().set_read_timeout(Some(next))?;
-            self.current = next;
-        }
-        Ok(())
-    }
-
-    fn traffic(&mut self, ws: &WebSocket<TcpStream>) -> io::Result<()> {
-        self.set(ws, Self::MIN)
-    }
-
-    fn quiet(&mut self, ws: &WebSocket<TcpStream>) -> io::Result<()> {
-        self.set(ws, (self.current * 2).min(self.max))
-    }
-}
-
-/// The open connection's loop; returns the IO error that ended it, if any.
-fn run_open(
-    mut ws: WebSocket<TcpStream>,
-    conn: ConnId,
-    to_driver: &Sender<Command<StdChannels>>,
-    mailbox: &Mailbox,
-    mut poll: Backoff,
-) -> Option<String> {
-    if let Err(e) = ws.get_ref().set_read_timeout(Some(poll.current)) {
-        return Some(e.to_string());
-    }
-    loop {
-        let mut wrote = false;
-        loop {
-            let out = match mailbox.pop() {
-                Mail::Item(out) => out,
-                Mail::Empty => break,
-                // The driver forgot the connection or stopped: nothing will ever be
-                // decided for this socket.
-                Mail::Closed => return None,
-            };
-            let sent = match out {
-                Out::Ping(payload) => ws.send(wire::ping(&payload)),
-                Out::Send(message) => {
-                    let len = message.len();
-                    ws.send(message).map(|()| {
-                        let _ = to_driver.send(Command::Written(conn, len));
-                    })
-                }
-                Out::Close(code, reason) => ws
-                    .close(Some(wire::close_frame(code, reason)))
-                    .and_then(|()| ws.flush()),
-                Out::Evict(code, reason) => {
-                    // Only what the socket takes at once: the peer may not be reading.
-                    if ws.get_ref().set_nonblocking(true).is_ok() {
-                        let _ = ws.close(Some(wire::close_frame(code, reason)));
-                        let _ = ws.flush();
-                    }
-                    return None;
-                }
-                Out::Abort => return None,
-            };
-            // A write that fails or times out (the write timeout) ends the connection:
-            // the peer is gone or does not take data.
-            if let Err(e) = sent {
-                return ended(e);
-            }
-            wrote = true;
-        }
-        // Something went out: an answer, or more to send, is likely soon.
-        if wrote {
-            if let Err(e) = poll.traffic(&ws) {
-                return Some(e.to_string());
-            }
-        }
-        let read = ws.read();
-        let adjusted = match &read {
-            Err(e) if is_timeout(e) => poll.quiet(&ws),
-            _ => poll.traffic(&ws),
-        };
-        if let Err(e) = adjusted {
-            return Some(e.to_string());
-        }
-        match read {
-            Ok(message) => {
-                let ping = matches!(message, WsMessage::Ping(_));
-                if to_driver.send(Command::Frame(conn, message)).is_err() {
-                    return None;
-                }
-                if ping {
-                    // tungstenite queued a Pong: put it on the wire now.
-                    if let Err(e) = ws.flush() {
-                        return ended(e);
-                    }
-                }
-            }
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => return ended(e),
         }
     }
 }
@@ -522,7 +968,6 @@ fn ended(error: tungstenite::Error) -> Option<String> {
     }
 }
 
-fn is_timeout(error: &tungstenite::Error) -> bool {
-    matches!(error, tungstenite::Error::Io(e)
-        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
+fn is_would_block(error: &tungstenite::Error) -> bool {
+    matches!(error, tungstenite::Error::Io(e) if e.kind() == ErrorKind::WouldBlock)
 }

@@ -16,7 +16,6 @@ use heartline_core::Message;
 fn start(core: heartline_core::ServerConfig) -> Server {
     let config = ServerConfig {
         core,
-        poll_interval: Duration::from_millis(2),
         // A write stuck on a peer that does not read ends the connection this soon.
         write_timeout: Duration::from_millis(500),
         ..ServerConfig::default()

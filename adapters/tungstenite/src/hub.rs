@@ -381,14 +381,8 @@ impl<C: Channels> Hub<C> {
     /// Handles one command; a delivered message goes to `events`.
     pub fn handle(&mut self, now: Instant, command: Command<C>, events: impl FnOnce(ServerEvent)) {
         match command {
-            Command::Upgrade(request, reply) => reply.reply(self.accept(now, &request)),
-            Command::Open(name, outbox, reply) => {
-                let opened = self.core.open(now, name);
-                if let Ok(conn) = opened {
-                    self.conns.insert(conn, outbox);
-                }
-                reply.reply(opened);
-            }
+            Command::Upgrade(request, reply) => reply.reply(self.upgrade(now, &request)),
+            Command::Open(name, outbox, reply) => reply.reply(self.open(now, name, outbox)),
             Command::Frame(conn, message) => {
                 let Some(frame) = wire::as_frame(&message) else {
                     return;
@@ -441,7 +435,22 @@ impl<C: Channels> Hub<C> {
         }
     }
 
-    fn accept(&mut self, now: Instant, request: &Request) -> Verdict {
+    /// Opens a connection whose 101 went out; it takes its actions from `outbox`.
+    pub fn open(
+        &mut self,
+        now: Instant,
+        name: Option<String>,
+        outbox: C::Outbox,
+    ) -> Result<ConnId, OpenError> {
+        let opened = self.core.open(now, name);
+        if let Ok(conn) = opened {
+            self.conns.insert(conn, outbox);
+        }
+        opened
+    }
+
+    /// Whether an upgrade request is accepted, and under which name.
+    pub fn upgrade(&mut self, now: Instant, request: &Request) -> Verdict {
         let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
         let headers: Vec<(&str, &[u8])> = request
             .headers()
@@ -511,15 +520,7 @@ impl<C: Channels> Hub<C> {
     }
 }
 
-/// Std channels and mailboxes, for the blocking server.
-#[derive(Debug)]
-pub struct StdChannels;
-
-impl Channels for StdChannels {
-    type Outbox = MailboxOutbox;
-    type Reply<T> = std::sync::mpsc::SyncSender<T>;
-}
-
+/// A std one-shot reply, as the blocking server's handles use.
 impl<T> Reply<T> for std::sync::mpsc::SyncSender<T> {
     fn reply(self, value: T) {
         let _ = self.try_send(value);

@@ -50,15 +50,19 @@ impl Default for Buffers {
 }
 
 impl Buffers {
-    /// The tungstenite configuration for these buffers and a maximum message size.
+    /// The tungstenite configuration for these buffers and the server's limits.
     ///
-    /// The outgoing buffer may hold one maximum-size message plus 64 KiB, so sending a
-    /// large message never fails for lack of room, while a peer that stops reading
-    /// cannot make it grow without limit.
-    pub fn websocket_config(&self, max_message_size: usize) -> WebSocketConfig {
+    /// Inbound messages and frames are limited to `max_message_size`. The outgoing
+    /// buffer may hold the largest message the core lets through (its backlog bound, or
+    /// the largest inbound message echoed back) plus 64 KiB, so sending a large message
+    /// never fails for lack of room, while a peer that stops reading cannot make it
+    /// grow without limit.
+    pub fn websocket_config(&self, core: &heartline_core::ServerConfig) -> WebSocketConfig {
         let read = self.read.max(1);
         let write = self.write;
+        let max_message_size = core.max_message_size;
         let max_write = max_message_size
+            .max(core.max_backlog_bytes)
             .saturating_add(64 * 1024)
             .max(write.saturating_add(1));
         WebSocketConfig::default()

@@ -68,6 +68,33 @@ macro_rules! server_tests {
         }
 
         #[test]
+        fn a_burst_of_messages_arrives_whole_and_in_order() {
+            common::server_scenarios::burst_arrives_in_order(&$start(common::server::quiet()));
+        }
+
+        #[test]
+        fn a_message_larger_than_the_socket_takes_arrives_whole() {
+            common::server_scenarios::large_message_arrives_whole(&$start(
+                heartline_core::ServerConfig {
+                    max_backlog_bytes: 64 << 20,
+                    ..common::server::quiet()
+                },
+            ));
+        }
+
+        #[test]
+        fn frames_sent_with_the_request_head_are_read() {
+            common::server_scenarios::frames_with_the_head_are_read(&$start(
+                common::server::quiet(),
+            ));
+        }
+
+        #[test]
+        fn clients_that_come_and_go_keep_their_own_messages() {
+            common::server_scenarios::clients_come_and_go(&$start(common::server::quiet()));
+        }
+
+        #[test]
         fn shutdown_sends_1001_to_every_client() {
             common::server_scenarios::shutdown_sends_1001(&$start(common::server::quiet()));
         }
@@ -225,4 +252,146 @@ pub fn shutdown_sends_1001(server: &impl TestServer) {
     });
     assert!(server.wait_stopped(PATIENCE), "the server did not stop");
     assert_eq!(server.clients(), Err(ServerError::Stopped));
+}
+
+/// The messages a client sends in one burst all reach the application, in order: the
+/// server keeps reading a busy connection until it has taken everything.
+pub fn burst_arrives_in_order(server: &impl TestServer) {
+    const COUNT: usize = 500;
+    let mut client = connect(server.addr(), "/ws/?name=burst");
+    let conn = opened(server, "burst");
+    for i in 0..COUNT {
+        client
+            .write(format!("m{i}").into())
+            .expect("buffer a message");
+    }
+    client.flush().expect("send the burst");
+    for i in 0..COUNT {
+        let event = wait(server, "a message", |e| {
+            matches!(e, ServerEvent::Message { .. })
+        });
+        assert_eq!(
+            event,
+            ServerEvent::Message {
+                conn,
+                name: Some("burst".into()),
+                message: Message::Text(format!("m{i}")),
+            }
+        );
+    }
+}
+
+/// A message far larger than the kernel's socket buffers goes out whole once the
+/// client reads, and the connection keeps working afterwards.
+pub fn large_message_arrives_whole(server: &impl TestServer) {
+    const LEN: usize = 16 << 20;
+    let mut client = connect(server.addr(), "/ws/?name=big");
+    opened(server, "big");
+    let payload: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+    server
+        .send("big", Message::Binary(payload.clone()))
+        .expect("the backlog bound takes it");
+    server
+        .send("big", "after".into())
+        .expect("a message behind the large one");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let received = loop {
+        assert!(std::time::Instant::now() < deadline, "no binary message");
+        match client.read() {
+            Ok(tungstenite::Message::Binary(data)) => break data,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("connection failed while reading: {e}"),
+        }
+    };
+    assert_eq!(received.len(), LEN);
+    assert!(
+        received[..] == payload[..],
+        "the payload changed on the way"
+    );
+    assert_eq!(next_text(&mut client), "after");
+}
+
+/// A client may send frames right behind its request head, before the 101 arrives:
+/// they are read, not lost.
+pub fn frames_with_the_head_are_read(server: &impl TestServer) {
+    let mut stream = TcpStream::connect(server.addr()).expect("connect");
+    let mut bytes = upgrade_request("/ws/?name=eager").into_bytes();
+    // A masked text frame "early" (client frames are masked).
+    let mask = [7u8, 1, 9, 3];
+    bytes.extend_from_slice(&[0x81, 0x80 | 5]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(b"early".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&bytes).expect("write head and frame");
+    let conn = opened(server, "eager");
+    let event = wait(server, "a message", |e| {
+        matches!(e, ServerEvent::Message { .. })
+    });
+    assert_eq!(
+        event,
+        ServerEvent::Message {
+            conn,
+            name: Some("eager".into()),
+            message: Message::Text("early".into()),
+        }
+    );
+}
+
+/// Clients connect, half of them leave, new ones take their place: every name still
+/// reaches its own client, and the registry holds exactly the live ones.
+pub fn clients_come_and_go(server: &impl TestServer) {
+    const COUNT: usize = 40;
+    let mut clients: Vec<(String, RawClient)> = (0..COUNT)
+        .map(|i| {
+            let name = format!("first{i}");
+            let client = connect(server.addr(), &format!("/ws/?name={name}"));
+            opened(server, &name);
+            (name, client)
+        })
+        .collect();
+    // Every other client leaves (its socket closes without a Close frame).
+    let mut left = Vec::new();
+    let mut kept = Vec::new();
+    for (i, client) in clients.drain(..).enumerate() {
+        if i % 2 == 0 {
+            left.push(client);
+        } else {
+            kept.push(client);
+        }
+    }
+    let gone = left.len();
+    drop(left);
+    for _ in 0..gone {
+        wait(server, "Closed", |e| {
+            matches!(e, ServerEvent::Notice(ServerNotice::Closed { .. }))
+        });
+    }
+    for i in 0..gone {
+        let name = format!("second{i}");
+        let client = connect(server.addr(), &format!("/ws/?name={name}"));
+        opened(server, &name);
+        kept.push((name, client));
+    }
+    let mut names: Vec<String> = server
+        .clients()
+        .expect("the server runs")
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = kept.iter().map(|(n, _)| n.clone()).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    for (name, _) in &kept {
+        server
+            .send(name, format!("to {name}").into())
+            .expect("a live client");
+    }
+    for (name, client) in &mut kept {
+        assert_eq!(next_text(client), format!("to {name}"));
+    }
 }
