@@ -2,21 +2,25 @@
 //! [`heartline_core::Client`] over tungstenite on `std::net`.
 //!
 //! The driver is a loop on its own thread. Each turn it drains the core's actions and
-//! executes them, then blocks in a read whose timeout is the time to the core's next
-//! deadline (at least 1 ms, at most [`ClientBuilder::command_latency`]); a read that
-//! times out is a timer check. After waking it takes a fresh [`Instant::now()`] and
-//! feeds the core. Every decision (when to ping, when the peer is dead, when to
-//! reconnect) is the core's.
+//! executes them, then waits (epoll/kqueue, through `mio`) until the socket is ready,
+//! a handle wakes it, or the core's next deadline comes; then it takes a fresh
+//! [`Instant::now()`] and feeds the core. What a handle sends reaches the wire at once,
+//! and an idle connection costs no wake-ups. Every decision (when to ping, when the peer
+//! is dead, when to reconnect) is the core's.
 //!
 //! A connection attempt blocks the driver: the TCP connect and the TLS and WebSocket
 //! handshakes for at most the connect timeout (name resolution for as long as the OS
 //! resolver takes); a `close()` requested meanwhile takes effect when the attempt ends.
+//! Once open, the socket is non-blocking: a peer that stops reading makes writes wait
+//! in tungstenite's buffer, for at most the write timeout.
 
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use heartline_core::{ConnId, Disposition, Event};
 use tungstenite::handshake::HandshakeError;
@@ -27,17 +31,11 @@ use heartline_tungstenite::client::{
     AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
 };
 
-/// Default command latency: 5 ms. While a connection is open the driver blocks in a
-/// read, so a message sent from a handle reaches the wire within this time; a shorter
-/// value costs more wake-ups on an idle connection (200 per second at 5 ms).
-pub const DEFAULT_COMMAND_LATENCY: Duration = Duration::from_millis(5);
-
 /// Builds a blocking client: URL, heartline configuration, WebSocket buffer sizes,
 /// timeouts, TLS roots and an optional per-attempt callback.
 #[derive(Debug)]
 pub struct ClientBuilder {
     options: Options,
-    command_latency: Duration,
 }
 
 impl ClientBuilder {
@@ -45,19 +43,10 @@ impl ClientBuilder {
     pub fn new(url: impl Into<String>) -> Self {
         ClientBuilder {
             options: Options::new(url),
-            command_latency: DEFAULT_COMMAND_LATENCY,
         }
     }
 
     heartline_tungstenite::client_builder_options!();
-
-    /// The longest the driver blocks in a read before it looks at what the handles did:
-    /// a message sent or a close requested from a handle reaches the wire within this
-    /// time. Default [`DEFAULT_COMMAND_LATENCY`]; at least 1 ms.
-    pub fn command_latency(mut self, latency: Duration) -> Self {
-        self.command_latency = latency.max(Duration::from_millis(1));
-        self
-    }
 
     /// Builds the client and starts its driver on a thread of its own: a handle and the
     /// event iterator.
@@ -74,16 +63,17 @@ impl ClientBuilder {
     /// driver, whose [`Driver::run`] blocks the calling thread until the client is
     /// closed for good.
     pub fn build(self) -> Result<(ClientHandle, ClientEvents, Driver), BuildError> {
-        let (wake_tx, wake_rx) = mpsc::sync_channel(1);
-        // Full means a wake is already pending: the driver will see this change too.
+        let poll = Poll::new().map_err(BuildError::Spawn)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(BuildError::Spawn)?);
+        // A failed wake-up leaves the change for the driver's next turn: its deadline
+        // or socket wakes it.
         let (handle, prepared) = self.options.prepare(move || {
-            let _ = wake_tx.try_send(());
+            let _ = waker.wake();
         })?;
         let (events_tx, events_rx) = mpsc::channel();
         let driver = Driver {
             prepared,
-            command_latency: self.command_latency,
-            wake: wake_rx,
+            poll,
             events: events_tx,
         };
         Ok((handle, ClientEvents { rx: events_rx }, driver))
@@ -174,14 +164,19 @@ fn attempt(prepared: &Prepared, number: u32, timeout: Duration) -> Result<Ws, At
     Ok(ws)
 }
 
+/// The socket's token; the handles' wake-up has its own.
+const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Most messages read in one turn before the core's actions and deadlines get theirs.
+const READ_BATCH: usize = 64;
+
 /// Runs the client on the calling thread until it is closed for good. Usually started
 /// by [`ClientBuilder::connect`].
 #[must_use = "the client does nothing until its driver runs"]
 pub struct Driver {
     prepared: Prepared,
-    command_latency: Duration,
-    /// Wakes the driver while it has no connection to read from.
-    wake: mpsc::Receiver<()>,
+    /// Waits for the socket, the handles' wake-ups and the deadlines.
+    poll: Poll,
     events: mpsc::Sender<ClientEvent>,
 }
 
@@ -191,11 +186,17 @@ impl std::fmt::Debug for Driver {
     }
 }
 
-/// The open connection and the read timeout last set on it.
+/// The open connection.
 struct Link {
     conn: ConnId,
     ws: Ws,
-    read_timeout: Option<Duration>,
+    /// A second descriptor of the same socket, registered with the poller: the
+    /// connection's own stream may sit inside TLS.
+    registered: mio::net::TcpStream,
+    /// Since when the socket has taken no more, if it has not.
+    stalled: Option<Instant>,
+    /// Reading stopped at [`READ_BATCH`] with more to read.
+    more: bool,
 }
 
 impl Driver {
@@ -212,8 +213,9 @@ impl Driver {
     }
 
     /// Runs the client until it is closed for good, then returns.
-    pub fn run(self) {
+    pub fn run(mut self) {
         let mut link: Option<Link> = None;
+        let mut ready = Events::with_capacity(4);
         loop {
             // Execute every action the core has for us: messages go into tungstenite's
             // buffer one after the other and are flushed once at the end.
@@ -227,72 +229,128 @@ impl Driver {
             let Some(deadline) = self.core().next_deadline(link.is_none()) else {
                 break;
             };
-            let now = Instant::now();
-            let wait = deadline.map_or(Some(Duration::MAX), |d| d.checked_duration_since(now));
-            match wait {
-                // Due now: no wait.
-                None | Some(Duration::ZERO) => {}
-                Some(wait) if link.is_some() => {
-                    self.read(&mut link, wait.min(self.command_latency));
+            let stall_limit = link
+                .as_ref()
+                .and_then(|l| l.stalled)
+                .map(|since| since + self.prepared.write_timeout);
+            let wake_at = [deadline, stall_limit].into_iter().flatten().min();
+            let timeout = if link.as_ref().is_some_and(|l| l.more) {
+                Some(Duration::ZERO)
+            } else {
+                wake_at.map(|at| at.saturating_duration_since(Instant::now()))
+            };
+            if let Err(e) = self.poll.poll(&mut ready, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    // The poller failed: nothing can be waited for any more. Give the
+                    // connection up; the core decides what comes next.
+                    if let Some(open) = link.take() {
+                        self.disconnected(open.conn, Some(&format!("poll failed: {e}")));
+                    }
+                    thread::sleep(Duration::from_millis(10));
                 }
-                // Nothing to read: wait for a handle's wake or the deadline.
-                Some(wait) => {
-                    let _ = self.wake.recv_timeout(wait);
+                continue;
+            }
+            let (mut readable, mut writable) = (false, false);
+            for event in ready.iter() {
+                if event.token() == SOCKET {
+                    writable |= event.is_writable();
+                    readable |= event.is_readable() || event.is_read_closed() || event.is_error();
                 }
             }
-            self.core().lock().handle_timeout(Instant::now());
+            if writable && link.as_ref().is_some_and(|l| l.stalled.is_some()) {
+                self.flush(&mut link);
+            }
+            if readable || link.as_ref().is_some_and(|l| l.more) {
+                self.read(&mut link);
+            }
+            let now = Instant::now();
+            if let Some(open) = link.as_ref() {
+                if open
+                    .stalled
+                    .is_some_and(|since| now >= since + self.prepared.write_timeout)
+                {
+                    let conn = open.conn;
+                    self.close_link(&mut link);
+                    self.disconnected(conn, Some("write timed out: the peer is not reading"));
+                }
+            }
+            self.core().lock().handle_timeout(now);
         }
+        self.close_link(&mut link);
         let _ = self.core().next_action(self.notify());
     }
 
-    /// Reads one message (or times out after `wait`, a timer check) and feeds it in.
-    fn read(&self, slot: &mut Option<Link>, wait: Duration) {
+    /// Reads what the socket has (up to [`READ_BATCH`] messages) and feeds it in.
+    fn read(&self, slot: &mut Option<Link>) {
         let Some(open) = slot.as_mut() else { return };
         let conn = open.conn;
-        let wait = wait.max(Duration::from_millis(1));
-        if open.read_timeout != Some(wait) {
-            if let Err(e) = open.ws.get_ref().tcp().set_read_timeout(Some(wait)) {
-                *slot = None;
-                self.disconnected(conn, Some(&e.to_string()));
-                return;
+        open.more = false;
+        let mut reply = false;
+        let mut count = 0;
+        let error = loop {
+            if count == READ_BATCH {
+                open.more = true;
+                break None;
             }
-            open.read_timeout = Some(wait);
-        }
-        let error = match open.ws.read() {
-            Ok(message) => {
-                // A Ping or Close makes tungstenite queue its reply: send it now, not
-                // at the next write, so the peer's heartbeat is answered at once.
-                let reply = matches!(
-                    message,
-                    tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
-                );
-                self.core().feed(conn, message, self.notify());
-                if !reply {
-                    return;
+            count += 1;
+            match open.ws.read() {
+                Ok(message) => {
+                    // A Ping or Close makes tungstenite queue its reply: send it now,
+                    // so the peer's heartbeat is answered at once.
+                    reply |= matches!(
+                        message,
+                        tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
+                    );
+                    self.core().feed(conn, message, self.notify());
                 }
-                match open.ws.flush() {
-                    Ok(()) | Err(tungstenite::Error::ConnectionClosed) => return,
-                    Err(e) => Some(e.to_string()),
+                Err(e) if would_block(&e) => break None,
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    break Some(None)
                 }
+                Err(e) => break Some(Some(e.to_string())),
             }
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return
-            }
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => None,
-            Err(e) => Some(e.to_string()),
         };
-        *slot = None;
-        self.disconnected(conn, error.as_deref());
+        match error {
+            None if reply => self.flush(slot),
+            None => {}
+            Some(error) => {
+                self.close_link(slot);
+                self.disconnected(conn, error.as_deref());
+            }
+        }
     }
 
     fn disconnected(&self, conn: ConnId, error: Option<&str>) {
         self.core()
             .event(Event::Disconnected(conn, error), self.notify());
+    }
+
+    /// Drops the connection, taking its socket off the poller.
+    fn close_link(&self, link: &mut Option<Link>) {
+        if let Some(mut open) = link.take() {
+            // Closing the descriptors removes them from the poller anyway.
+            let _ = self.poll.registry().deregister(&mut open.registered);
+        }
+    }
+
+    /// Makes a fresh connection non-blocking and registers it with the poller.
+    fn open(&self, conn: ConnId, ws: Ws) -> io::Result<Link> {
+        let tcp = ws.get_ref().tcp();
+        tcp.set_nonblocking(true)?;
+        let mut registered = mio::net::TcpStream::from_std(tcp.try_clone()?);
+        self.poll.registry().register(
+            &mut registered,
+            SOCKET,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        Ok(Link {
+            conn,
+            ws,
+            registered,
+            stalled: None,
+            // What came with the handshake, or is buffered in TLS, is read at once.
+            more: true,
+        })
     }
 
     /// Executes one action of the core's; `true` if it wrote without flushing.
@@ -303,17 +361,16 @@ impl Driver {
                 attempt: number,
                 timeout,
             } => {
-                *link = None;
+                self.close_link(link);
                 match attempt(&self.prepared, number, timeout) {
                     Ok(ws) => {
                         let d = self.core().event(Event::Connected(conn), self.notify());
                         // Stale: the application closed meanwhile; drop the socket.
                         if d != Disposition::Stale {
-                            *link = Some(Link {
-                                conn,
-                                ws,
-                                read_timeout: None,
-                            });
+                            match self.open(conn, ws) {
+                                Ok(open) => *link = Some(open),
+                                Err(e) => self.disconnected(conn, Some(&e.to_string())),
+                            }
                         }
                     }
                     Err(failure) => {
@@ -326,7 +383,7 @@ impl Driver {
             }
             Step::Abort { conn } => {
                 if link.as_ref().is_some_and(|l| l.conn == conn) {
-                    *link = None;
+                    self.close_link(link);
                     self.disconnected(conn, None);
                 }
             }
@@ -335,7 +392,7 @@ impl Driver {
                     return false;
                 };
                 let result = open.ws.write(message);
-                return self.wrote(link, conn, result);
+                return self.wrote(link, result);
             }
             Step::Nothing => {}
         }
@@ -345,35 +402,39 @@ impl Driver {
     /// Flushes what [`Driver::execute`] wrote.
     fn flush(&self, link: &mut Option<Link>) {
         if let Some(open) = link.as_mut() {
-            let conn = open.conn;
             let result = open.ws.flush();
-            self.wrote(link, conn, result);
+            if self.wrote(link, result) {
+                if let Some(open) = link.as_mut() {
+                    open.stalled = None;
+                }
+            }
         }
     }
 
-    /// Handles the outcome of a write or flush: `true` if the connection is still fine.
-    fn wrote(
-        &self,
-        link: &mut Option<Link>,
-        conn: ConnId,
-        result: Result<(), tungstenite::Error>,
-    ) -> bool {
+    /// Handles the outcome of a write or flush: `true` if all of it is on the wire.
+    /// A socket that takes no more leaves the rest in tungstenite's buffer until it
+    /// is writable again, for at most the write timeout.
+    fn wrote(&self, link: &mut Option<Link>, result: Result<(), tungstenite::Error>) -> bool {
+        let Some(open) = link.as_mut() else {
+            return false;
+        };
+        let conn = open.conn;
         let error = match result {
             Ok(()) => return true,
             // The close handshake finished: the read side reports the end.
             Err(tungstenite::Error::ConnectionClosed) => return false,
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                "write timed out: the peer is not reading".to_owned()
+            Err(e) if would_block(&e) => {
+                open.stalled.get_or_insert_with(Instant::now);
+                return false;
             }
             Err(e) => e.to_string(),
         };
-        *link = None;
+        self.close_link(link);
         self.disconnected(conn, Some(&error));
         false
     }
+}
+
+fn would_block(error: &tungstenite::Error) -> bool {
+    matches!(error, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }

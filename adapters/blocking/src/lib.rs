@@ -22,9 +22,10 @@
 //! # }
 //! ```
 //!
-//! The connection uses a connect timeout, a write timeout, and read timeouts set to the
-//! core's next deadline (capped by the command latency, so that what a handle sends
-//! reaches the wire quickly). Feature `rustls` adds `wss://` with rustls (ring), the web
+//! The client's thread connects with a connect timeout, then waits on the open socket,
+//! the handles' wake-ups and the core's next deadline at once: what a handle sends goes
+//! out immediately, an idle connection costs no wake-ups, and a peer that stops reading
+//! is dropped after the write timeout. Feature `rustls` adds `wss://` with rustls (ring), the web
 //! PKI roots, and `ClientBuilder::tls_root_certificate` for self-signed servers.
 //!
 //! # Server
@@ -39,7 +40,7 @@
 mod client;
 mod tls;
 
-pub use client::{ClientBuilder, ClientEvents, Driver, DEFAULT_COMMAND_LATENCY};
+pub use client::{ClientBuilder, ClientEvents, Driver};
 pub use heartline_core::{
     ClientConfig, HeartbeatConfig, HeartbeatKind, Message, Notice, ReadyState, ReconnectConfig,
 };

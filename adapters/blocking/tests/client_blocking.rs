@@ -31,6 +31,9 @@ fn start(url: &str, setup: Setup) -> Started {
     if let Some(der) = setup.tls_root {
         builder = builder.tls_root_certificate(der);
     }
+    if let Some(timeout) = setup.write_timeout {
+        builder = builder.write_timeout(timeout);
+    }
     let (handle, events) = builder.connect().expect("client starts");
     (handle, Box::new(events))
 }

@@ -122,7 +122,7 @@ pub enum BuildError {
     Config(ConfigError),
     /// The URL, a header or the TLS setup cannot form a WebSocket request.
     Request(String),
-    /// The driver thread could not be started (blocking client).
+    /// The driver thread or its event poller could not be started (blocking client).
     Spawn(io::Error),
 }
 
@@ -131,7 +131,7 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::Config(e) => e.fmt(f),
             BuildError::Request(e) => f.write_str(e),
-            BuildError::Spawn(e) => write!(f, "cannot start the client thread: {e}"),
+            BuildError::Spawn(e) => write!(f, "cannot start the client's driver: {e}"),
         }
     }
 }

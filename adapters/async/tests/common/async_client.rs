@@ -53,6 +53,9 @@ fn start_with(
     if let Some(der) = setup.tls_root {
         builder = builder.tls_root_certificate(der);
     }
+    if let Some(timeout) = setup.write_timeout {
+        builder = builder.write_timeout(timeout);
+    }
     let (handle, events) = connect(builder).expect("client starts");
     (handle, Box::new(Events(events)))
 }

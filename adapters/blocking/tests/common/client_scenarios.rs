@@ -44,6 +44,8 @@ pub struct Setup {
     pub on_connect: Option<OnConnect>,
     /// An extra trusted root certificate (DER) for `wss://`.
     pub tls_root: Option<Vec<u8>>,
+    /// The write timeout, if not the default.
+    pub write_timeout: Option<Duration>,
 }
 
 impl Setup {
@@ -53,6 +55,7 @@ impl Setup {
             config: fast_config(),
             on_connect: None,
             tls_root: None,
+            write_timeout: None,
         }
     }
 }
@@ -523,6 +526,38 @@ pub fn wss_with_a_custom_root(start: Start) {
     );
 }
 
+/// A server that keeps the connection but stops reading: the client's writes stall,
+/// and after the write timeout the client drops the connection, says why, and comes
+/// back. The heartbeat is off, so only the write timeout can notice.
+pub fn stalled_writes_time_out(start: Start) {
+    let server = TestServer::start();
+    let mut setup = Setup::fast();
+    setup.config.heartbeat.kind = heartline_core::HeartbeatKind::Off;
+    setup.write_timeout = Some(Duration::from_millis(300));
+    let (client, mut events) = start(&server.url(), setup);
+    let events = events.as_mut();
+    wait_for(events, "open", is_open);
+    server.freeze();
+    // Far more than the kernel buffers on both sides hold (a few MB on loopback).
+    let chunk = vec![7u8; 1 << 20];
+    let accepted = (0..64)
+        .filter(|_| client.send_binary(chunk.clone()).is_ok())
+        .count();
+    assert!(accepted > 8, "only {accepted} sends were accepted");
+    let seen = wait_for(events, "the connection closed", |e| {
+        is_notice(e, |n| matches!(n, Notice::Closed { .. }))
+    });
+    match seen.last() {
+        Some(ClientEvent::Notice(Notice::Closed { reason, .. })) => {
+            assert!(reason.contains("write timed out"), "closed because {reason:?}");
+        }
+        other => panic!("not a Closed notice: {other:?}"),
+    }
+    // The frozen server still completes handshakes: the client comes back.
+    wait_for(events, "open again", is_open);
+    drop(client);
+}
+
 /// One `#[test]` per scenario for the flavour that `$start` (a [`Start`]) starts. The
 /// including test file names this module `common`.
 macro_rules! client_scenario_tests {
@@ -580,6 +615,11 @@ macro_rules! client_scenario_tests {
         #[test]
         fn pongs_go_out_while_the_application_does_not_read() {
             common::client_scenarios::pongs_flow_while_the_application_does_not_read($start);
+        }
+
+        #[test]
+        fn a_server_that_stops_reading_is_left_after_the_write_timeout() {
+            common::client_scenarios::stalled_writes_time_out($start);
         }
 
         #[test]
