@@ -46,8 +46,10 @@ pub fn count(flag: &str, value: &str) -> Result<usize, String> {
 pub struct ProcSample {
     /// Resident set size (`VmRSS` in `/proc/PID/status`), in KiB.
     pub rss_kib: u64,
-    /// User plus system CPU time of all its threads (`/proc/PID/stat`), in clock ticks.
-    pub cpu_ticks: u64,
+    /// User CPU time of all its threads (`/proc/PID/stat`), in clock ticks.
+    pub user_ticks: u64,
+    /// System (kernel) CPU time of all its threads, in clock ticks.
+    pub system_ticks: u64,
 }
 
 impl ProcSample {
@@ -57,15 +59,28 @@ impl ProcSample {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
         let bad =
             |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("/proc/{pid}: {what}"));
+        let (user_ticks, system_ticks) =
+            parse_cpu_ticks(&stat).ok_or_else(|| bad("unreadable stat"))?;
         Ok(ProcSample {
             rss_kib: parse_vm_rss(&status).ok_or_else(|| bad("no VmRSS"))?,
-            cpu_ticks: parse_cpu_ticks(&stat).ok_or_else(|| bad("unreadable stat"))?,
+            user_ticks,
+            system_ticks,
         })
     }
 
-    /// CPU seconds from `earlier` to `self`.
+    /// CPU seconds (user plus system) from `earlier` to `self`.
     pub fn cpu_seconds_since(&self, earlier: &ProcSample) -> f64 {
-        self.cpu_ticks.saturating_sub(earlier.cpu_ticks) as f64 / clock_ticks_per_second() as f64
+        let (user, system) = self.user_system_seconds_since(earlier);
+        user + system
+    }
+
+    /// User and system CPU seconds from `earlier` to `self`.
+    pub fn user_system_seconds_since(&self, earlier: &ProcSample) -> (f64, f64) {
+        let hz = clock_ticks_per_second() as f64;
+        (
+            self.user_ticks.saturating_sub(earlier.user_ticks) as f64 / hz,
+            self.system_ticks.saturating_sub(earlier.system_ticks) as f64 / hz,
+        )
     }
 }
 
@@ -80,15 +95,15 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// `utime + stime` from the text of `/proc/PID/stat`. The command name (field 2) may
+/// `(utime, stime)` from the text of `/proc/PID/stat`. The command name (field 2) may
 /// hold spaces and parentheses, so fields are counted from its closing parenthesis.
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     // Fields from 3 (state) on; utime and stime are fields 14 and 15.
     let mut fields = after_name.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 #[cfg(test)]
@@ -117,7 +132,7 @@ mod tests {
     fn cpu_ticks_count_fields_after_a_name_with_spaces_and_parentheses() {
         let stat =
             "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1234 567 0 0 20 0 3 0 99 0 0";
-        assert_eq!(parse_cpu_ticks(stat), Some(1234 + 567));
+        assert_eq!(parse_cpu_ticks(stat), Some((1234, 567)));
         assert_eq!(parse_cpu_ticks("4242 (x) S 1"), None);
     }
 

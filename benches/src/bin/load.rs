@@ -14,7 +14,8 @@
 //! 2. Starts `load_clients` (another process) and waits until all N are connected.
 //! 3. Waits `--settle-s`, then samples `/proc/PID` at the start and the end of a
 //!    `--window-s` window: RSS per connection = (VmRSS at the end - baseline) / N, and
-//!    CPU seconds = utime + stime used within the window.
+//!    CPU seconds = utime + stime used within the window (also printed apart: the
+//!    kernel's share is mostly the TCP work every server does per ping).
 //!
 //! The window only counts if no client dropped and the server evicted nobody.
 //! The binaries default to the ones next to this one, so build them together:
@@ -324,6 +325,7 @@ fn measure(
     let n = args.clients as f64;
     let per_conn_bytes = end.rss_kib.saturating_sub(baseline.rss_kib) as f64 * 1024.0 / n;
     let cpu = end.cpu_seconds_since(&start);
+    let (user, system) = end.user_system_seconds_since(&start);
     let cpu_per_30s = cpu * 30.0 / elapsed.as_secs_f64();
     println!("server:              {label}");
     println!(
@@ -343,13 +345,14 @@ fn measure(
         per_conn_bytes / 1000.0
     );
     println!(
-        "CPU in window:       {cpu:.2} s over {:.1} s ({cpu_per_30s:.2} s per 30 s)",
+        "CPU in window:       {cpu:.2} s over {:.1} s ({cpu_per_30s:.2} s per 30 s; \
+         user {user:.2} s, system {system:.2} s)",
         elapsed.as_secs_f64()
     );
     println!(
         "{{\"event\":\"result\",\"server\":\"{label}\",\"clients\":{},\"ping_interval_ms\":{},\
          \"window_s\":{:.1},\"rss_per_conn_bytes\":{per_conn_bytes:.0},\"cpu_s\":{cpu:.3},\
-         \"cpu_s_per_30s\":{cpu_per_30s:.3},\"evicted\":{evicted},\"client_status_changes\":{}}}",
+         \"cpu_s_per_30s\":{cpu_per_30s:.3},\"user_s\":{user:.3},\"system_s\":{system:.3},\"evicted\":{evicted},\"client_status_changes\":{}}}",
         args.clients,
         args.ping_interval_ms,
         elapsed.as_secs_f64(),

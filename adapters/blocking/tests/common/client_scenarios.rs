@@ -549,7 +549,10 @@ pub fn stalled_writes_time_out(start: Start) {
     });
     match seen.last() {
         Some(ClientEvent::Notice(Notice::Closed { reason, .. })) => {
-            assert!(reason.contains("write timed out"), "closed because {reason:?}");
+            assert!(
+                reason.contains("write timed out"),
+                "closed because {reason:?}"
+            );
         }
         other => panic!("not a Closed notice: {other:?}"),
     }
