@@ -8,14 +8,15 @@
 //! and an idle connection costs no wake-ups. Every decision (when to ping, when the peer
 //! is dead, when to reconnect) is the core's.
 //!
-//! A connection attempt blocks the driver: the TCP connect and the TLS and WebSocket
-//! handshakes for at most the connect timeout (name resolution for as long as the OS
-//! resolver takes); a `close()` requested meanwhile takes effect when the attempt ends.
+//! A connection attempt blocks the driver for at most the connect timeout: name
+//! resolution (on a thread of its own, as the OS resolver cannot be interrupted), the
+//! TCP connect and the TLS and WebSocket handshakes; a `close()` requested meanwhile
+//! takes effect when the attempt ends.
 //! Once open, the socket is non-blocking: a peer that stops reading makes writes wait
 //! in tungstenite's buffer, for at most the write timeout.
 
 use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ use crate::tls::{self, MaybeTls};
 use heartline_tungstenite::client::{
     AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
 };
+use heartline_tungstenite::resolve::resolve;
 
 /// Builds a blocking client: URL, heartline configuration, WebSocket buffer sizes,
 /// timeouts, TLS roots and an optional per-attempt callback.
@@ -127,8 +129,23 @@ fn attempt(prepared: &Prepared, number: u32, timeout: Duration) -> Result<Ws, At
     let (request, endpoint) = prepared.target(number)?;
     let (host, port) = (endpoint.host.as_str(), endpoint.port);
     let io_err = |e: io::Error| AttemptError::Io(format!("connect to {host}:{port}: {e}"));
-    // Name resolution has no timeout of its own in std; the OS resolver bounds it.
-    let addrs = (host, port).to_socket_addrs().map_err(io_err)?;
+    // The resolver cannot be cancelled: it runs on a thread of its own, and the attempt
+    // stops waiting for it at the deadline.
+    let (tx, rx) = mpsc::sync_channel(1);
+    resolve(host, port, move |result| drop(tx.try_send(result))).map_err(io_err)?;
+    let addrs = match rx.recv_timeout(remaining(deadline)?) {
+        Ok(result) => result.map_err(io_err)?,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            return Err(AttemptError::Io(format!(
+                "connect to {host}:{port}: connect timeout while resolving the name"
+            )))
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            return Err(AttemptError::Io(format!(
+                "connect to {host}:{port}: name resolution ended without an answer"
+            )))
+        }
+    };
     let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
     let mut tcp = None;
     for addr in addrs {

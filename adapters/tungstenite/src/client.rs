@@ -573,11 +573,18 @@ impl From<tungstenite::Error> for AttemptError {
     }
 }
 
-/// The `Retry-After` header in its delay-seconds form (an HTTP date is ignored: the
-/// core's own backoff applies then).
+/// The `Retry-After` header as a delay: seconds, or an HTTP date (the time left until
+/// it, nothing if it has passed). Nonsense is ignored: the core's own backoff applies.
 fn retry_after<T>(response: &Response<T>) -> Option<Duration> {
-    let value = response.headers().get("retry-after")?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = response.headers().get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(
+        date.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The builder methods both clients share, generated into each `ClientBuilder` (which
@@ -704,8 +711,27 @@ mod tests {
                 retry_after: Some(Duration::from_secs(7))
             }
         );
-        // The HTTP-date form and nonsense are ignored: the core's backoff applies.
-        for value in ["Wed, 21 Oct 2015 07:28:00 GMT", "-1", "soon"] {
+        // An HTTP date: the time left until it; one in the past asks for no wait.
+        let in_a_minute = std::time::SystemTime::now() + Duration::from_secs(60);
+        match http_error(503, Some(&httpdate::fmt_http_date(in_a_minute))) {
+            AttemptError::Http {
+                status: 503,
+                retry_after: Some(left),
+            } => assert!(
+                left > Duration::from_secs(50) && left <= Duration::from_secs(60),
+                "{left:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            http_error(503, Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            AttemptError::Http {
+                status: 503,
+                retry_after: Some(Duration::ZERO)
+            }
+        );
+        // Nonsense is ignored: the core's backoff applies.
+        for value in ["-1", "soon", "Wed, 32 Oct 2015 07:28:00 GMT"] {
             assert_eq!(
                 http_error(429, Some(value)),
                 AttemptError::Http {

@@ -20,6 +20,7 @@
 
 pub mod client;
 pub mod hub;
+pub mod resolve;
 pub mod tls;
 pub mod wire;
 
