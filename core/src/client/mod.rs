@@ -483,6 +483,14 @@ impl Client {
     /// Sends `message` now if the connection is open, or queues it until it is.
     pub fn send(&mut self, now: Instant, message: Message) -> Result<(), SendError> {
         self.clamp(now);
+        self.send_untimed(message)
+    }
+
+    /// [`Client::send`] without a time: what happens to a message depends on no
+    /// deadline, so a caller with no fresh time at hand (a handle sending from another
+    /// task) can skip reading the clock. The client's time stays the latest one given
+    /// to it by any other call.
+    pub fn send_untimed(&mut self, message: Message) -> Result<(), SendError> {
         match &self.phase {
             Phase::Open { conn } => {
                 let conn = *conn;
