@@ -389,18 +389,30 @@ impl SharedCore {
         message: tungstenite::Message,
         mut notify: impl FnMut(ClientEvent),
     ) {
-        let Some(frame) = wire::as_frame(&message) else {
-            return;
-        };
         let mut core = self.lock();
-        let disposition = core.handle_event(Instant::now(), Event::Frame(conn, frame));
-        drain(&mut core, &mut notify);
+        let delivered = feed_locked(&mut core, Instant::now(), conn, message, &mut notify);
         drop(core);
-        if disposition == Disposition::Deliver {
-            match message {
-                tungstenite::Message::Text(t) => notify(ClientEvent::Text(t)),
-                tungstenite::Message::Binary(b) => notify(ClientEvent::Binary(b)),
-                _ => {}
+        if let Some(event) = delivered {
+            notify(event);
+        }
+    }
+
+    /// Feeds several inbound messages at once, under one lock and with one clock
+    /// reading: what a driver read in one go. `events` gets, in order, each message's
+    /// notices and then the message itself if it is the application's; the caller
+    /// passes them on after the core is unlocked again.
+    pub fn feed_all(
+        &self,
+        conn: ConnId,
+        messages: impl IntoIterator<Item = tungstenite::Message>,
+        events: &mut Vec<ClientEvent>,
+    ) {
+        let mut core = self.lock();
+        let now = Instant::now();
+        for message in messages {
+            let mut push = |event| events.push(event);
+            if let Some(event) = feed_locked(&mut core, now, conn, message, &mut push) {
+                events.push(event);
             }
         }
     }
@@ -419,6 +431,44 @@ impl SharedCore {
         let mut core = self.lock();
         drain(&mut core, notify);
         core.poll_action()
+    }
+
+    /// Handles the deadlines due by `now` (if given), then moves every pending action
+    /// into `actions` under one lock, after passing on pending notices.
+    pub fn take_actions(
+        &self,
+        now: Option<Instant>,
+        actions: &mut Vec<Action>,
+        notify: impl FnMut(ClientEvent),
+    ) {
+        let mut core = self.lock();
+        if let Some(now) = now {
+            core.handle_timeout(now);
+        }
+        drain(&mut core, notify);
+        actions.extend(std::iter::from_fn(|| core.poll_action()));
+    }
+}
+
+/// Feeds one inbound message to the locked core at `now`; its notices go to `notify`,
+/// and the message comes back as an event if the application should see it.
+fn feed_locked(
+    core: &mut Client,
+    now: Instant,
+    conn: ConnId,
+    message: tungstenite::Message,
+    notify: impl FnMut(ClientEvent),
+) -> Option<ClientEvent> {
+    let frame = wire::as_frame(&message)?;
+    let disposition = core.handle_event(now, Event::Frame(conn, frame));
+    drain(core, notify);
+    if disposition != Disposition::Deliver {
+        return None;
+    }
+    match message {
+        tungstenite::Message::Text(t) => Some(ClientEvent::Text(t)),
+        tungstenite::Message::Binary(b) => Some(ClientEvent::Binary(b)),
+        _ => None,
     }
 }
 
@@ -463,7 +513,8 @@ impl ClientHandle {
     /// configured bounds) until it opens. A message that cannot be taken comes back in
     /// the error. (The blocking driver picks it up within its command latency.)
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let result = self.shared.lock().send(Instant::now(), message.into());
+        // Sending depends on no deadline: the driver keeps the core's clock.
+        let result = self.shared.lock().send_untimed(message.into());
         if result.is_ok() {
             (self.shared.wake)();
         }
