@@ -4,7 +4,8 @@
 //! The driver is one future. Each turn it drains the core's actions and executes them,
 //! then waits for whichever comes first: a frame (or the handshake's end) on the
 //! connection, a nudge from a handle, or the core's one next deadline on an
-//! [`async_io::Timer`]. After waking it takes a fresh [`Instant::now()`] and feeds the core.
+//! [`async_io::Timer`]. After waking it reads the clock once ([`Instant::now()`]) and
+//! feeds the core everything that arrived, with that time.
 //! Every decision (when to ping, when the peer is dead, when to reconnect) is the core's.
 
 use std::fmt;
@@ -281,7 +282,8 @@ impl<C: Connector> Driver<C> {
                 break;
             };
             if let Some(d) = deadline {
-                now = Instant::now();
+                // `now` is from this turn's start: a deadline that came due since makes
+                // the timer fire at once.
                 if d <= now {
                     continue;
                 }
@@ -306,10 +308,12 @@ impl<C: Connector> Driver<C> {
                 Wake::Deadline
             };
             let woke: Wake<C> = future::or(io, future::or(nudge, tick)).await;
+            // The one clock reading of this turn.
+            now = Instant::now();
             match woke {
                 Wake::Connected(result) => self.connected(&mut link, result),
                 Wake::Read(item) => {
-                    let replied = self.read(&mut link, item, &mut scratch).await;
+                    let replied = self.read(&mut link, item, now, &mut scratch).await;
                     // tungstenite queued a Pong (or Close) reply: flush it now, so the
                     // peer's heartbeat is answered at once.
                     if let (true, Link::Open { conn, ws }) = (replied, &mut link) {
@@ -319,13 +323,15 @@ impl<C: Connector> Driver<C> {
                         }
                     }
                     // Let the application see the new messages first: what it sends in
-                    // answer then goes out with this turn's flush, not a turn later.
+                    // answer then goes out with this turn's flush, not a turn later. The
+                    // driver looks at the core right after, so those sends need not
+                    // wake it.
+                    self.nudge.hold();
                     future::yield_now().await;
                 }
                 Wake::Deadline => armed = None,
                 Wake::Nudge => {}
             }
-            now = Instant::now();
         }
         let _ = self.core().next_action(self.notify());
     }
@@ -360,6 +366,7 @@ impl<C: Connector> Driver<C> {
         &self,
         link: &mut Link<C>,
         item: Option<Result<tungstenite::Message, tungstenite::Error>>,
+        now: Instant,
         scratch: &mut Scratch,
     ) -> bool {
         let Link::Open { conn, ws } = link else {
@@ -391,7 +398,7 @@ impl<C: Connector> Driver<C> {
             }
         };
         self.core()
-            .feed_all(conn, scratch.read.drain(..), &mut scratch.events);
+            .feed_all(conn, now, scratch.read.drain(..), &mut scratch.events);
         if let Some(error) = ended {
             // The reply, if any, goes nowhere now: the caller flushes only an open link.
             *link = Link::Idle;

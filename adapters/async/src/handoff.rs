@@ -155,14 +155,22 @@ pub(crate) struct Nudge {
 impl Nudge {
     /// Tells the driver to look at the core again.
     pub(crate) fn nudge(&self) {
-        // Whoever sets the flag wakes the driver; later nudges ride on that wake-up.
-        if self.pending.swap(true, Ordering::AcqRel) {
+        // Whoever sets the flag wakes the driver; later nudges ride on that wake-up. (A
+        // handle changed the core under its lock before this, and the driver clears the
+        // flag before it takes the lock: a flag seen set is not yet cleared.)
+        if self.pending.load(Ordering::Acquire) || self.pending.swap(true, Ordering::AcqRel) {
             return;
         }
         let waker = lock(&self.waker).take();
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+
+    /// Sets the flag without waking anyone: the driver is about to look at the core
+    /// anyway, so nudges until the next [`Nudge::clear`] need not wake it.
+    pub(crate) fn hold(&self) {
+        self.pending.store(true, Ordering::Release);
     }
 
     /// Takes a pending nudge: the driver is about to look at the core anyway.
@@ -273,5 +281,13 @@ mod tests {
         nudge.nudge();
         nudge.clear();
         assert_eq!(nudge.poll(&mut cx), Poll::Pending);
+        // Held: nudges wake nobody until the driver clears the flag.
+        let before = wakes.0.load(Ordering::SeqCst);
+        nudge.hold();
+        nudge.nudge();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), before);
+        nudge.clear();
+        nudge.nudge();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), before + 1);
     }
 }

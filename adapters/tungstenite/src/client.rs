@@ -397,18 +397,18 @@ impl SharedCore {
         }
     }
 
-    /// Feeds several inbound messages at once, under one lock and with one clock
-    /// reading: what a driver read in one go. `events` gets, in order, each message's
-    /// notices and then the message itself if it is the application's; the caller
-    /// passes them on after the core is unlocked again.
+    /// Feeds several inbound messages at once, under one lock: what a driver read in
+    /// one go at `now`. `events` gets, in order, each message's notices and then the
+    /// message itself if it is the application's; the caller passes them on after the
+    /// core is unlocked again.
     pub fn feed_all(
         &self,
         conn: ConnId,
+        now: Instant,
         messages: impl IntoIterator<Item = tungstenite::Message>,
         events: &mut Vec<ClientEvent>,
     ) {
         let mut core = self.lock();
-        let now = Instant::now();
         for message in messages {
             let mut push = |event| events.push(event);
             if let Some(event) = feed_locked(&mut core, now, conn, message, &mut push) {
