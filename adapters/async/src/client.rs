@@ -173,7 +173,9 @@ impl Stream for ClientEvents {
 }
 
 type Ws<C> = WebSocketStream<MaybeTls<<C as Connector>::Stream>>;
-type Attempt<C> = Pin<Box<dyn Future<Output = Result<Ws<C>, AttemptError>> + Send>>;
+// The stream comes boxed: it is large, and what woke the driver passes through every
+// turn's select.
+type Attempt<C> = Pin<Box<dyn Future<Output = Result<Box<Ws<C>>, AttemptError>> + Send>>;
 
 /// One connection attempt: target, TCP, TLS, WebSocket handshake, bounded by `timeout`.
 fn attempt<C: Connector>(
@@ -195,7 +197,7 @@ fn attempt<C: Connector>(
         let config = Some(prepared.ws_config);
         let (ws, _response) =
             async_tungstenite::client_async_with_config(request, stream, config).await?;
-        Ok(ws)
+        Ok(Box::new(ws))
     };
     Box::pin(async move {
         future::or(work, async {
@@ -225,9 +227,8 @@ impl<C: Connector> Link<C> {
 }
 
 /// What woke the driver (a short-lived value on the driver's stack).
-#[allow(clippy::large_enum_variant)]
 enum Wake<C: Connector> {
-    Connected(Result<Ws<C>, AttemptError>),
+    Connected(Result<Box<Ws<C>>, AttemptError>),
     Read(Option<Result<tungstenite::Message, tungstenite::Error>>),
     Nudge,
     Deadline,
@@ -277,8 +278,8 @@ impl<C: Connector> Driver<C> {
         };
         let mut now = Instant::now();
         loop {
-            self.run_actions(&mut link, now, &mut scratch.actions).await;
-            let Some(deadline) = self.core().next_deadline(matches!(link, Link::Idle)) else {
+            let Some(deadline) = self.run_actions(&mut link, now, &mut scratch.actions).await
+            else {
                 break;
             };
             if let Some(d) = deadline {
@@ -337,7 +338,7 @@ impl<C: Connector> Driver<C> {
     }
 
     /// The attempt ended: open, or report the failure.
-    fn connected(&self, link: &mut Link<C>, result: Result<Ws<C>, AttemptError>) {
+    fn connected(&self, link: &mut Link<C>, result: Result<Box<Ws<C>>, AttemptError>) {
         let Link::Connecting { conn, .. } = *link else {
             return;
         };
@@ -347,7 +348,7 @@ impl<C: Connector> Driver<C> {
                 let d = self.core().event(Event::Connected(conn), self.notify());
                 // Stale: the application closed meanwhile; drop the socket.
                 if d != Disposition::Stale {
-                    *link = Link::Open { conn, ws };
+                    *link = Link::Open { conn, ws: *ws };
                 }
             }
             Err(failure) => {
@@ -412,22 +413,36 @@ impl<C: Connector> Driver<C> {
 
     /// Executes every action the core has. Messages are written into tungstenite's
     /// buffer one after the other and flushed once at the end. `now` is when the driver
-    /// last woke: deadlines due by then are handled first.
-    async fn run_actions(&self, link: &mut Link<C>, now: Instant, actions: &mut Vec<Action>) {
+    /// last woke: deadlines due by then are handled first. Returns the core's next
+    /// deadline, or `None` once the driver is done (see [`SharedCore::next_deadline`]).
+    async fn run_actions(
+        &self,
+        link: &mut Link<C>,
+        now: Instant,
+        actions: &mut Vec<Action>,
+    ) -> Option<Option<Instant>> {
         // Whatever a handle changed until here is taken below: a nudge before this
         // point needs no wake-up of its own.
         self.nudge.clear();
-        let mut unflushed = None;
         let mut now = Some(now);
         loop {
-            self.core().take_actions(now.take(), actions, self.notify());
+            let mut unflushed = None;
+            let idle = matches!(link, Link::Idle);
+            let deadline = self
+                .core()
+                .take_actions(now.take(), idle, actions, self.notify());
             if actions.is_empty() {
-                break;
+                return deadline;
             }
             for action in actions.drain(..) {
                 self.execute(link, action, &mut unflushed).await;
             }
+            self.flush(link, unflushed).await;
         }
+    }
+
+    /// Flushes what was written to `conn`, if it is still the open connection.
+    async fn flush(&self, link: &mut Link<C>, unflushed: Option<ConnId>) {
         let Some(conn) = unflushed else { return };
         let Link::Open { conn: open, ws } = link else {
             return;

@@ -373,7 +373,10 @@ impl SharedCore {
     /// the client is closed for good and, `idle`, the driver holds no connection. From
     /// then on [`ClientHandle::reconnect_now`] does nothing: nobody would carry it out.
     pub fn next_deadline(&self, idle: bool) -> Option<Option<Instant>> {
-        let core = self.lock();
+        self.deadline_locked(&self.lock(), idle)
+    }
+
+    fn deadline_locked(&self, core: &Client, idle: bool) -> Option<Option<Instant>> {
         if idle && core.is_closed() {
             self.finished.store(true, Ordering::Relaxed);
             return None;
@@ -434,19 +437,26 @@ impl SharedCore {
     }
 
     /// Handles the deadlines due by `now` (if given), then moves every pending action
-    /// into `actions` under one lock, after passing on pending notices.
+    /// into `actions` under one lock, after passing on pending notices. When there was
+    /// none, also answers [`SharedCore::next_deadline`] for a driver that is `idle`
+    /// (holds no connection); otherwise the answer is `Some` and means nothing yet.
     pub fn take_actions(
         &self,
         now: Option<Instant>,
+        idle: bool,
         actions: &mut Vec<Action>,
         notify: impl FnMut(ClientEvent),
-    ) {
+    ) -> Option<Option<Instant>> {
         let mut core = self.lock();
         if let Some(now) = now {
             core.handle_timeout(now);
         }
         drain(&mut core, notify);
         actions.extend(std::iter::from_fn(|| core.poll_action()));
+        if !actions.is_empty() {
+            return Some(None);
+        }
+        self.deadline_locked(&core, idle)
     }
 }
 
