@@ -8,6 +8,7 @@
 //! feeds the core everything that arrived, with that time.
 //! Every decision (when to ping, when the peer is dead, when to reconnect) is the core's.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -272,9 +273,9 @@ impl<C: Connector> Driver<C> {
         // Room reused every turn: the core's actions, the messages read in one go, and
         // the events they make.
         let mut scratch = Scratch {
-            actions: Vec::new(),
+            actions: VecDeque::new(),
             read: Vec::new(),
-            events: Vec::new(),
+            events: VecDeque::new(),
         };
         let mut now = Instant::now();
         loop {
@@ -403,7 +404,7 @@ impl<C: Connector> Driver<C> {
         if let Some(error) = ended {
             // The reply, if any, goes nowhere now: the caller flushes only an open link.
             *link = Link::Idle;
-            let mut push = |event| scratch.events.push(event);
+            let mut push = |event| scratch.events.push_back(event);
             self.core()
                 .event(Event::Disconnected(conn, error.as_deref()), &mut push);
         }
@@ -419,7 +420,7 @@ impl<C: Connector> Driver<C> {
         &self,
         link: &mut Link<C>,
         now: Instant,
-        actions: &mut Vec<Action>,
+        actions: &mut VecDeque<Action>,
     ) -> Option<Option<Instant>> {
         // Whatever a handle changed until here is taken below: a nudge before this
         // point needs no wake-up of its own.
@@ -434,7 +435,7 @@ impl<C: Connector> Driver<C> {
             if actions.is_empty() {
                 return deadline;
             }
-            for action in actions.drain(..) {
+            while let Some(action) = actions.pop_front() {
                 self.execute(link, action, &mut unflushed).await;
             }
             self.flush(link, unflushed).await;
@@ -552,11 +553,11 @@ fn written(result: Result<(), tungstenite::Error>) -> Result<(), Option<String>>
 /// What the driver's loop reuses from turn to turn.
 struct Scratch {
     /// The core's actions, taken all at once.
-    actions: Vec<Action>,
+    actions: VecDeque<Action>,
     /// Messages read in one go, fed to the core together.
     read: Vec<tungstenite::Message>,
     /// The events they made, passed on together.
-    events: Vec<ClientEvent>,
+    events: VecDeque<ClientEvent>,
 }
 
 /// Most messages taken from the socket in one turn of the driver's loop without

@@ -55,12 +55,20 @@ impl EventSender {
         self.push_with(|queue| queue.push_back(event));
     }
 
-    /// Queues all of `events` in order, leaving `events` empty (its room kept).
-    pub(crate) fn push_all(&self, events: &mut Vec<ClientEvent>) {
+    /// Queues all of `events` in order, leaving `events` empty. Into an empty queue the
+    /// two trade places: no event is moved.
+    pub(crate) fn push_all(&self, events: &mut VecDeque<ClientEvent>) {
         if events.is_empty() {
             return;
         }
-        self.push_with(|queue| queue.extend(events.drain(..)));
+        self.push_with(|queue| {
+            if queue.is_empty() {
+                std::mem::swap(queue, events);
+            } else {
+                queue.append(events);
+            }
+        });
+        // Discarded for a dropped receiver: the batch goes either way.
         events.clear();
     }
 
@@ -231,7 +239,7 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         assert_eq!(rx.poll_recv(Some(&mut cx)), Poll::Pending);
         tx.push(text("a"));
-        let mut batch = vec![text("b"), text("c")];
+        let mut batch = VecDeque::from([text("b"), text("c")]);
         tx.push_all(&mut batch);
         assert!(batch.is_empty());
         // One wake-up for the waiting receiver, however many events follow.

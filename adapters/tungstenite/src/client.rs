@@ -7,6 +7,7 @@
 //! rest ([`Options`], [`Prepared`], [`SharedCore`], [`Step`], [`AttemptError`]) is what
 //! a driver is built from.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -409,13 +410,13 @@ impl SharedCore {
         conn: ConnId,
         now: Instant,
         messages: impl IntoIterator<Item = tungstenite::Message>,
-        events: &mut Vec<ClientEvent>,
+        events: &mut VecDeque<ClientEvent>,
     ) {
         let mut core = self.lock();
         for message in messages {
-            let mut push = |event| events.push(event);
+            let mut push = |event| events.push_back(event);
             if let Some(event) = feed_locked(&mut core, now, conn, message, &mut push) {
-                events.push(event);
+                events.push_back(event);
             }
         }
     }
@@ -444,7 +445,7 @@ impl SharedCore {
         &self,
         now: Option<Instant>,
         idle: bool,
-        actions: &mut Vec<Action>,
+        actions: &mut VecDeque<Action>,
         notify: impl FnMut(ClientEvent),
     ) -> Option<Option<Instant>> {
         let mut core = self.lock();
@@ -452,7 +453,7 @@ impl SharedCore {
             core.handle_timeout(now);
         }
         drain(&mut core, notify);
-        actions.extend(std::iter::from_fn(|| core.poll_action()));
+        core.take_actions(actions);
         if !actions.is_empty() {
             return Some(None);
         }

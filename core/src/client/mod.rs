@@ -579,6 +579,18 @@ impl Client {
         Some(action)
     }
 
+    /// Moves every pending action, in order, to the end of `into`: what calling
+    /// [`Client::poll_action`] until `None` would give. When `into` is empty the two
+    /// queues trade places, so taking a batch costs nothing per action.
+    pub fn take_actions(&mut self, into: &mut VecDeque<Action>) {
+        self.action_bytes = 0;
+        if into.is_empty() {
+            std::mem::swap(&mut self.actions, into);
+        } else {
+            into.append(&mut self.actions);
+        }
+    }
+
     /// The next thing to tell the application.
     pub fn poll_notice(&mut self) -> Option<Notice> {
         self.notices.pop_front()
