@@ -22,7 +22,7 @@ use async_io::{Async, Timer};
 use async_tungstenite::tungstenite;
 use async_tungstenite::WebSocketStream;
 use futures_lite::{future, AsyncRead, AsyncWrite, Stream, StreamExt};
-use futures_util::SinkExt;
+use futures_util::{Sink, SinkExt};
 use heartline_core::{Action, ConnId, Disposition, Event};
 use heartline_tungstenite::client::{
     AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
@@ -376,29 +376,30 @@ impl<C: Connector> Driver<C> {
         };
         let conn = *conn;
         let mut replied = false;
-        let mut item = item;
-        // `Some` once the connection ended, with the error if there was one.
-        let ended = loop {
-            match item {
-                Some(Ok(message)) => {
-                    replied |= matches!(
-                        message,
-                        tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
-                    );
-                    scratch.read.push(message);
+        let mut item = Poll::Ready(item);
+        // `Some` once the connection ended, with the error if there was one. Whatever
+        // else has already arrived is taken without waiting.
+        let ended = future::poll_fn(|cx| {
+            Poll::Ready(loop {
+                match std::mem::replace(&mut item, Poll::Pending) {
+                    Poll::Ready(Some(Ok(message))) => {
+                        replied |= matches!(
+                            message,
+                            tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
+                        );
+                        scratch.read.push(message);
+                    }
+                    Poll::Ready(Some(Err(e))) => break Some(Some(e.to_string())),
+                    Poll::Ready(None) => break Some(None),
+                    Poll::Pending => break None,
                 }
-                Some(Err(e)) => break Some(Some(e.to_string())),
-                None => break Some(None),
-            }
-            if scratch.read.len() >= READ_BATCH {
-                break None;
-            }
-            // Take whatever else has already arrived, without waiting.
-            match future::poll_once(ws.next()).await {
-                Some(next) => item = next,
-                None => break None,
-            }
-        };
+                if scratch.read.len() >= READ_BATCH {
+                    break None;
+                }
+                item = ws.poll_next(cx);
+            })
+        })
+        .await;
         self.core()
             .feed_all(conn, now, scratch.read.drain(..), &mut scratch.events);
         if let Some(error) = ended {
@@ -435,8 +436,23 @@ impl<C: Connector> Driver<C> {
             if actions.is_empty() {
                 return deadline;
             }
-            while let Some(action) = actions.pop_front() {
-                self.execute(link, action, &mut unflushed).await;
+            while !actions.is_empty() {
+                // All that can be done at once, without an `await` per action; then the
+                // one write that has to wait, if any.
+                let waiting = future::poll_fn(|cx| {
+                    Poll::Ready(self.execute_ready(cx, link, actions, &mut unflushed))
+                })
+                .await;
+                let Some((conn, message)) = waiting else {
+                    continue;
+                };
+                let Link::Open { ws, .. } = link else {
+                    continue;
+                };
+                match self.bounded(ws.feed(message), conn).await {
+                    Ok(()) => unflushed = Some(conn),
+                    Err(error) => self.write_failed(link, conn, error),
+                }
             }
             self.flush(link, unflushed).await;
         }
@@ -455,42 +471,58 @@ impl<C: Connector> Driver<C> {
         }
     }
 
-    /// Executes one action; a message written and not yet flushed sets `unflushed`.
-    async fn execute(&self, link: &mut Link<C>, action: Action, unflushed: &mut Option<ConnId>) {
-        match self.prepared.step(action) {
-            Step::Connect {
-                conn,
-                attempt: number,
-                timeout,
-            } => {
-                let prepared = Arc::clone(&self.prepared);
-                let connector = Arc::clone(&self.connector);
-                *link = Link::Connecting {
+    /// Executes actions from the front of `actions` until they are done or a message
+    /// cannot be written at once: that one comes back, with its connection, for the
+    /// caller to wait on. A message written and not yet flushed sets `unflushed`.
+    fn execute_ready(
+        &self,
+        cx: &mut Context<'_>,
+        link: &mut Link<C>,
+        actions: &mut VecDeque<Action>,
+        unflushed: &mut Option<ConnId>,
+    ) -> Option<(ConnId, tungstenite::Message)> {
+        while let Some(action) = actions.pop_front() {
+            match self.prepared.step(action) {
+                Step::Connect {
                     conn,
-                    attempt: attempt(connector, prepared, number, timeout),
-                };
-            }
-            Step::Abort { conn } => {
-                if link.conn() == Some(conn) {
-                    *link = Link::Idle;
-                    self.core()
-                        .event(Event::Disconnected(conn, None), self.notify());
+                    attempt: number,
+                    timeout,
+                } => {
+                    let prepared = Arc::clone(&self.prepared);
+                    let connector = Arc::clone(&self.connector);
+                    *link = Link::Connecting {
+                        conn,
+                        attempt: attempt(connector, prepared, number, timeout),
+                    };
                 }
-            }
-            Step::Write { conn, message } => {
-                let Link::Open { conn: open, ws } = link else {
-                    return;
-                };
-                if *open != conn {
-                    return;
+                Step::Abort { conn } => {
+                    if link.conn() == Some(conn) {
+                        *link = Link::Idle;
+                        self.core()
+                            .event(Event::Disconnected(conn, None), self.notify());
+                    }
                 }
-                match self.bounded(ws.feed(message), conn).await {
-                    Ok(()) => *unflushed = Some(conn),
-                    Err(error) => self.write_failed(link, conn, error),
+                Step::Write { conn, message } => {
+                    let Link::Open { conn: open, ws } = link else {
+                        continue;
+                    };
+                    if *open != conn {
+                        continue;
+                    }
+                    let result = match Pin::new(&mut *ws).poll_ready(cx) {
+                        Poll::Ready(Ok(())) => Pin::new(&mut *ws).start_send(message),
+                        Poll::Ready(Err(e)) => Err(e),
+                        Poll::Pending => return Some((conn, message)),
+                    };
+                    match written(result) {
+                        Ok(()) => *unflushed = Some(conn),
+                        Err(error) => self.write_failed(link, conn, error),
+                    }
                 }
+                Step::Nothing => {}
             }
-            Step::Nothing => {}
         }
+        None
     }
 
     fn write_failed(&self, link: &mut Link<C>, conn: ConnId, error: Option<String>) {

@@ -272,6 +272,7 @@ impl Prepared {
 
     /// What to do for one of the core's actions, with messages converted for
     /// tungstenite.
+    #[inline]
     pub fn step(&self, action: Action) -> Step {
         let (conn, message) = match action {
             Action::Connect {
@@ -364,6 +365,7 @@ impl fmt::Debug for SharedCore {
 
 impl SharedCore {
     /// Locks the core. Never held across IO or an `await`.
+    #[inline]
     pub fn lock(&self) -> MutexGuard<'_, Client> {
         // The core stays consistent even if a panic interrupted a caller: every method
         // leaves it valid, so a poisoned lock is still usable.

@@ -490,6 +490,7 @@ impl Client {
     /// deadline, so a caller with no fresh time at hand (a handle sending from another
     /// task) can skip reading the clock. The client's time stays the latest one given
     /// to it by any other call.
+    #[inline]
     pub fn send_untimed(&mut self, message: Message) -> Result<(), SendError> {
         match &self.phase {
             Phase::Open { conn } => {
@@ -582,6 +583,7 @@ impl Client {
     /// Moves every pending action, in order, to the end of `into`: what calling
     /// [`Client::poll_action`] until `None` would give. When `into` is empty the two
     /// queues trade places, so taking a batch costs nothing per action.
+    #[inline]
     pub fn take_actions(&mut self, into: &mut VecDeque<Action>) {
         self.action_bytes = 0;
         if into.is_empty() {
@@ -592,11 +594,13 @@ impl Client {
     }
 
     /// The next thing to tell the application.
+    #[inline]
     pub fn poll_notice(&mut self) -> Option<Notice> {
         self.notices.pop_front()
     }
 
     /// The one deadline at which [`Client::handle_timeout`] must be called next.
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
