@@ -13,7 +13,7 @@
 //! already received and flushes once (what an event loop does, and what heartline's
 //! driver does per turn). For one connection and for 100 connections the bench runs the
 //! clients in alternation, `ROUNDS` times, and prints the median messages per second of
-//! each and the ratio of heartline to the better raw client.
+//! each, the ratio of heartline to the better raw client, and that ratio in each round.
 //!
 //! Environment: `ECHO_SECONDS` (measured time per run, default 1.5), `ECHO_ROUNDS`
 //! (default 3), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
@@ -241,6 +241,25 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Per round, heartline's figure over the better raw client's in that round; empty
+/// unless heartline and a raw client both ran.
+fn heartline_ratios(only: &[Which], figures: &[Vec<f64>]) -> Vec<f64> {
+    let Some(hl) = only.iter().position(|w| *w == Which::Heartline) else {
+        return Vec::new();
+    };
+    (0..figures[hl].len())
+        .filter_map(|round| {
+            let best_raw = only
+                .iter()
+                .zip(figures)
+                .filter(|(w, _)| **w != Which::Heartline)
+                .map(|(_, f)| f[round])
+                .fold(f64::NAN, f64::max);
+            best_raw.is_finite().then(|| figures[hl][round] / best_raw)
+        })
+        .collect()
+}
+
 fn main() {
     let s = Settings {
         measure: Duration::from_secs_f64(env_or("ECHO_SECONDS", 1.5)),
@@ -280,6 +299,8 @@ fn main() {
                 figures[i].push(run(*which, addr, conns, s));
             }
         }
+        // Each round's own ratio shows how much the median hides.
+        let round_ratios = heartline_ratios(&only, &figures);
         let medians: Vec<f64> = figures.into_iter().map(median).collect();
         println!("{conns} connection(s):");
         for (which, m) in only.iter().zip(&medians) {
@@ -298,6 +319,10 @@ fn main() {
             .map(|(_, m)| *m);
         if let Some(hl) = heartline.filter(|_| best_raw.is_finite()) {
             println!("  ratio heartline / best raw: {:.3}", hl / best_raw);
+        }
+        if !round_ratios.is_empty() {
+            let each: Vec<String> = round_ratios.iter().map(|r| format!("{r:.3}")).collect();
+            println!("  ratio in each round: {}", each.join(", "));
         }
     }
     server.kill();

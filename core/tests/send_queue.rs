@@ -132,3 +132,50 @@ fn a_zero_sized_queue_refuses_sends_while_disconnected() {
     let err = h.client.send(h.now, Message::from("x")).unwrap_err();
     assert_eq!(err.kind, SendErrorKind::QueueFull);
 }
+
+#[test]
+fn a_send_without_a_time_acts_like_one_with_the_clients_latest_time() {
+    let mut h = Harness::new(config());
+    let conn = h.expect_connect();
+    h.client.send_untimed(Message::from("queued")).unwrap();
+    assert_eq!(h.client.queued_messages(), 1);
+    h.event(Event::Connected(conn));
+    h.client.send_untimed(Message::from("direct")).unwrap();
+    assert_eq!(
+        sends(&h.actions()),
+        vec![Message::from("queued"), Message::from("direct")]
+    );
+    // The heartbeat keeps the schedule the timed calls set: no time was read.
+    let before = h.next_deadline();
+    h.advance(common::ms(10));
+    h.client.send_untimed(Message::from("later")).unwrap();
+    assert_eq!(h.next_deadline(), before);
+    h.client.close(h.now, 1000, "").unwrap();
+    let err = h.client.send_untimed(Message::from("late")).unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::Closed);
+}
+
+#[test]
+fn taking_all_actions_at_once_gives_them_in_order_and_empties_the_buffer() {
+    let mut h = Harness::new(config());
+    let conn = h.open();
+    for m in ["a", "bc"] {
+        h.client.send(h.now, Message::from(m)).unwrap();
+    }
+    let mut taken = std::collections::VecDeque::new();
+    h.client.take_actions(&mut taken);
+    assert_eq!(h.client.buffered_amount(), 0);
+    h.client.send(h.now, Message::from("d")).unwrap();
+    // Into a queue that already holds actions: appended behind them.
+    h.client.take_actions(&mut taken);
+    assert_eq!(h.client.poll_action(), None);
+    assert_eq!(
+        taken.into_iter().collect::<Vec<_>>(),
+        ["a", "bc", "d"]
+            .map(|m| Action::Send {
+                conn,
+                message: Message::from(m)
+            })
+            .to_vec()
+    );
+}

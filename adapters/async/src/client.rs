@@ -4,27 +4,31 @@
 //! The driver is one future. Each turn it drains the core's actions and executes them,
 //! then waits for whichever comes first: a frame (or the handshake's end) on the
 //! connection, a nudge from a handle, or the core's one next deadline on an
-//! [`async_io::Timer`]. After waking it takes a fresh [`Instant::now()`] and feeds the core.
+//! [`async_io::Timer`]. After waking it reads the clock once ([`Instant::now()`]) and
+//! feeds the core everything that arrived, with that time.
 //! Every decision (when to ping, when the peer is dead, when to reconnect) is the core's.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use async_tungstenite::tungstenite;
 use async_tungstenite::WebSocketStream;
 use futures_lite::{future, AsyncRead, AsyncWrite, Stream, StreamExt};
-use futures_util::SinkExt;
-use heartline_core::{ConnId, Disposition, Event};
+use futures_util::{Sink, SinkExt};
+use heartline_core::{Action, ConnId, Disposition, Event};
 use heartline_tungstenite::client::{
     AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
 };
 
+use crate::handoff::{self, EventReceiver, EventSender, Nudge};
 use crate::tls::{self, MaybeTls};
 
 /// Opens the TCP (or other byte) stream for a connection attempt; TLS and the WebSocket
@@ -120,59 +124,59 @@ impl ClientBuilder {
         self,
         connector: C,
     ) -> Result<(ClientHandle, ClientEvents, Driver<C>), BuildError> {
-        let (wake_tx, wake_rx) = async_channel::bounded(1);
-        // Full means a nudge is already pending: the driver will see this change too.
-        let (handle, prepared) = self.options.prepare(move || {
-            let _ = wake_tx.try_send(());
-        })?;
-        let (events_tx, events_rx) = async_channel::unbounded();
+        let nudge = Arc::new(Nudge::default());
+        let handles_nudge = Arc::clone(&nudge);
+        let (handle, prepared) = self.options.prepare(move || handles_nudge.nudge())?;
+        let (events_tx, events_rx) = handoff::events();
         let driver = Driver {
             prepared: Arc::new(prepared),
-            wake: wake_rx,
+            nudge,
             events: events_tx,
             connector: Arc::new(connector),
         };
-        let events = ClientEvents {
-            rx: Box::pin(events_rx),
-        };
-        Ok((handle, events, driver))
+        Ok((handle, ClientEvents { rx: events_rx }, driver))
     }
 }
 
 /// The client's events, in order. The stream ends after the client is closed for good
-/// (closed by the application, or gave up). Events queue without bound, so an
-/// application that reads slowly never stalls the connection's heartbeat.
+/// (closed by the application, or gave up).
+///
+/// Events queue without bound, so an application that reads slowly never stalls the
+/// connection's heartbeat; the queue holds what the application has not read yet.
+/// Once this is dropped, events are discarded (the client keeps running for its
+/// handles).
 #[derive(Debug)]
 pub struct ClientEvents {
-    // Boxed: the receiver is not `Unpin`, and the stream should be.
-    rx: Pin<Box<async_channel::Receiver<ClientEvent>>>,
+    rx: EventReceiver,
 }
 
 impl ClientEvents {
     /// The next event, or `None` after the client is closed for good.
     pub async fn recv(&mut self) -> Option<ClientEvent> {
-        self.rx.recv().await.ok()
+        std::future::poll_fn(|cx| self.rx.poll_recv(Some(cx))).await
     }
 
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> Option<ClientEvent> {
-        self.rx.try_recv().ok()
+        match self.rx.poll_recv(None) {
+            Poll::Ready(event) => event,
+            Poll::Pending => None,
+        }
     }
 }
 
 impl Stream for ClientEvents {
     type Item = ClientEvent;
 
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<ClientEvent>> {
-        self.rx.as_mut().poll_next(cx)
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
+        self.rx.poll_recv(Some(cx))
     }
 }
 
 type Ws<C> = WebSocketStream<MaybeTls<<C as Connector>::Stream>>;
-type Attempt<C> = Pin<Box<dyn Future<Output = Result<Ws<C>, AttemptError>> + Send>>;
+// The stream comes boxed: it is large, and what woke the driver passes through every
+// turn's select.
+type Attempt<C> = Pin<Box<dyn Future<Output = Result<Box<Ws<C>>, AttemptError>> + Send>>;
 
 /// One connection attempt: target, TCP, TLS, WebSocket handshake, bounded by `timeout`.
 fn attempt<C: Connector>(
@@ -194,7 +198,7 @@ fn attempt<C: Connector>(
         let config = Some(prepared.ws_config);
         let (ws, _response) =
             async_tungstenite::client_async_with_config(request, stream, config).await?;
-        Ok(ws)
+        Ok(Box::new(ws))
     };
     Box::pin(async move {
         future::or(work, async {
@@ -224,9 +228,8 @@ impl<C: Connector> Link<C> {
 }
 
 /// What woke the driver (a short-lived value on the driver's stack).
-#[allow(clippy::large_enum_variant)]
 enum Wake<C: Connector> {
-    Connected(Result<Ws<C>, AttemptError>),
+    Connected(Result<Box<Ws<C>>, AttemptError>),
     Read(Option<Result<tungstenite::Message, tungstenite::Error>>),
     Nudge,
     Deadline,
@@ -237,8 +240,8 @@ enum Wake<C: Connector> {
 #[must_use = "the client does nothing until its driver runs"]
 pub struct Driver<C: Connector> {
     prepared: Arc<Prepared>,
-    wake: async_channel::Receiver<()>,
-    events: async_channel::Sender<ClientEvent>,
+    nudge: Arc<Nudge>,
+    events: EventSender,
     connector: Arc<C>,
 }
 
@@ -252,9 +255,7 @@ impl<C: Connector> Driver<C> {
     /// Passes an event on. A dropped stream is not an error: the client keeps running
     /// for its handles.
     fn notify(&self) -> impl FnMut(ClientEvent) + '_ {
-        |event| {
-            let _ = self.events.try_send(event);
-        }
+        |event| self.events.push(event)
     }
 
     fn core(&self) -> &SharedCore {
@@ -269,14 +270,23 @@ impl<C: Connector> Driver<C> {
         // timer registration per message.
         let mut timer = Timer::never();
         let mut armed: Option<Instant> = None;
+        // Room reused every turn: the core's actions, the messages read in one go, and
+        // the events they make.
+        let mut scratch = Scratch {
+            actions: VecDeque::new(),
+            read: Vec::new(),
+            events: VecDeque::new(),
+        };
+        let mut now = Instant::now();
         loop {
-            self.run_actions(&mut link).await;
-            let Some(deadline) = self.core().next_deadline(matches!(link, Link::Idle)) else {
+            let Some(deadline) = self.run_actions(&mut link, now, &mut scratch.actions).await
+            else {
                 break;
             };
             if let Some(d) = deadline {
-                if d <= Instant::now() {
-                    self.core().lock().handle_timeout(Instant::now());
+                // `now` is from this turn's start: a deadline that came due since makes
+                // the timer fire at once.
+                if d <= now {
                     continue;
                 }
                 if armed.is_none_or(|a| d < a) {
@@ -292,11 +302,7 @@ impl<C: Connector> Driver<C> {
                 }
             };
             let nudge = async {
-                // The channel never closes while handles can nudge; if it does, only the
-                // other wake-ups remain.
-                if self.wake.recv().await.is_err() {
-                    future::pending::<()>().await;
-                }
+                future::poll_fn(|cx| self.nudge.poll(cx)).await;
                 Wake::Nudge
             };
             let tick = async {
@@ -304,20 +310,12 @@ impl<C: Connector> Driver<C> {
                 Wake::Deadline
             };
             let woke: Wake<C> = future::or(io, future::or(nudge, tick)).await;
+            // The one clock reading of this turn.
+            now = Instant::now();
             match woke {
                 Wake::Connected(result) => self.connected(&mut link, result),
                 Wake::Read(item) => {
-                    let mut replied = self.read(&mut link, item);
-                    // Take whatever else has already arrived before turning the loop.
-                    for _ in 0..READ_BATCH {
-                        let Link::Open { ws, .. } = &mut link else {
-                            break;
-                        };
-                        let Some(item) = future::poll_once(ws.next()).await else {
-                            break;
-                        };
-                        replied |= self.read(&mut link, item);
-                    }
+                    let replied = self.read(&mut link, item, now, &mut scratch).await;
                     // tungstenite queued a Pong (or Close) reply: flush it now, so the
                     // peer's heartbeat is answered at once.
                     if let (true, Link::Open { conn, ws }) = (replied, &mut link) {
@@ -327,19 +325,21 @@ impl<C: Connector> Driver<C> {
                         }
                     }
                     // Let the application see the new messages first: what it sends in
-                    // answer then goes out with this turn's flush, not a turn later.
+                    // answer then goes out with this turn's flush, not a turn later. The
+                    // driver looks at the core right after, so those sends need not
+                    // wake it.
+                    self.nudge.hold();
                     future::yield_now().await;
                 }
                 Wake::Deadline => armed = None,
                 Wake::Nudge => {}
             }
-            self.core().lock().handle_timeout(Instant::now());
         }
         let _ = self.core().next_action(self.notify());
     }
 
     /// The attempt ended: open, or report the failure.
-    fn connected(&self, link: &mut Link<C>, result: Result<Ws<C>, AttemptError>) {
+    fn connected(&self, link: &mut Link<C>, result: Result<Box<Ws<C>>, AttemptError>) {
         let Link::Connecting { conn, .. } = *link else {
             return;
         };
@@ -349,7 +349,7 @@ impl<C: Connector> Driver<C> {
                 let d = self.core().event(Event::Connected(conn), self.notify());
                 // Stale: the application closed meanwhile; drop the socket.
                 if d != Disposition::Stale {
-                    *link = Link::Open { conn, ws };
+                    *link = Link::Open { conn, ws: *ws };
                 }
             }
             Err(failure) => {
@@ -361,39 +361,127 @@ impl<C: Connector> Driver<C> {
         }
     }
 
-    /// Feeds what a read gave: a message, the end of the connection, or an error.
-    /// `true` if tungstenite queued an automatic reply (to a Ping or Close).
-    fn read(
+    /// Feeds what a read gave (a message, the end of the connection, or an error) and
+    /// whatever else has already arrived, to the core in one go; then passes the events
+    /// on. `true` if tungstenite queued an automatic reply (to a Ping or Close).
+    async fn read(
         &self,
         link: &mut Link<C>,
         item: Option<Result<tungstenite::Message, tungstenite::Error>>,
+        now: Instant,
+        scratch: &mut Scratch,
     ) -> bool {
-        let Some(conn) = link.conn() else {
+        let Link::Open { conn, ws } = link else {
             return false;
         };
-        let error = match item {
-            Some(Ok(message)) => {
-                let replied = matches!(
-                    message,
-                    tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
-                );
-                self.core().feed(conn, message, self.notify());
-                return replied;
-            }
-            Some(Err(e)) => Some(e.to_string()),
-            None => None,
-        };
-        *link = Link::Idle;
+        let conn = *conn;
+        let mut replied = false;
+        let mut item = Poll::Ready(item);
+        // `Some` once the connection ended, with the error if there was one. Whatever
+        // else has already arrived is taken without waiting.
+        let ended = future::poll_fn(|cx| {
+            Poll::Ready(loop {
+                match std::mem::replace(&mut item, Poll::Pending) {
+                    Poll::Ready(Some(Ok(message))) => {
+                        replied |= matches!(
+                            message,
+                            tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
+                        );
+                        scratch.read.push(message);
+                    }
+                    Poll::Ready(Some(Err(e))) => break Some(Some(e.to_string())),
+                    Poll::Ready(None) => break Some(None),
+                    Poll::Pending => break None,
+                }
+                if scratch.read.len() >= READ_BATCH {
+                    break None;
+                }
+                item = ws.poll_next(cx);
+            })
+        })
+        .await;
         self.core()
-            .event(Event::Disconnected(conn, error.as_deref()), self.notify());
-        false
+            .feed_all(conn, now, scratch.read.drain(..), &mut scratch.events);
+        if let Some(error) = ended {
+            // The reply, if any, goes nowhere now: the caller flushes only an open link.
+            *link = Link::Idle;
+            let mut push = |event| scratch.events.push_back(event);
+            self.core()
+                .event(Event::Disconnected(conn, error.as_deref()), &mut push);
+        }
+        self.events.push_all(&mut scratch.events);
+        replied
     }
 
     /// Executes every action the core has. Messages are written into tungstenite's
-    /// buffer one after the other and flushed once at the end.
-    async fn run_actions(&self, link: &mut Link<C>) {
-        let mut unflushed = None;
-        while let Some(action) = self.core().next_action(self.notify()) {
+    /// buffer one after the other and flushed once at the end. `now` is when the driver
+    /// last woke: deadlines due by then are handled first. Returns the core's next
+    /// deadline, or `None` once the driver is done (see [`SharedCore::next_deadline`]).
+    async fn run_actions(
+        &self,
+        link: &mut Link<C>,
+        now: Instant,
+        actions: &mut VecDeque<Action>,
+    ) -> Option<Option<Instant>> {
+        // Whatever a handle changed until here is taken below: a nudge before this
+        // point needs no wake-up of its own.
+        self.nudge.clear();
+        let mut now = Some(now);
+        loop {
+            let mut unflushed = None;
+            let idle = matches!(link, Link::Idle);
+            let deadline = self
+                .core()
+                .take_actions(now.take(), idle, actions, self.notify());
+            if actions.is_empty() {
+                return deadline;
+            }
+            while !actions.is_empty() {
+                // All that can be done at once, without an `await` per action; then the
+                // one write that has to wait, if any.
+                let waiting = future::poll_fn(|cx| {
+                    Poll::Ready(self.execute_ready(cx, link, actions, &mut unflushed))
+                })
+                .await;
+                let Some((conn, message)) = waiting else {
+                    continue;
+                };
+                let Link::Open { ws, .. } = link else {
+                    continue;
+                };
+                match self.bounded(ws.feed(message), conn).await {
+                    Ok(()) => unflushed = Some(conn),
+                    Err(error) => self.write_failed(link, conn, error),
+                }
+            }
+            self.flush(link, unflushed).await;
+        }
+    }
+
+    /// Flushes what was written to `conn`, if it is still the open connection.
+    async fn flush(&self, link: &mut Link<C>, unflushed: Option<ConnId>) {
+        let Some(conn) = unflushed else { return };
+        let Link::Open { conn: open, ws } = link else {
+            return;
+        };
+        if *open == conn {
+            if let Err(error) = self.bounded(ws.flush(), conn).await {
+                self.write_failed(link, conn, error);
+            }
+        }
+    }
+
+    /// Executes actions from the front of `actions` until they are done or a message
+    /// cannot be written at once: that one comes back, with its connection, for the
+    /// caller to wait on. A message written and not yet flushed sets `unflushed`.
+    fn execute_ready(
+        &self,
+        cx: &mut Context<'_>,
+        link: &mut Link<C>,
+        actions: &mut VecDeque<Action>,
+        unflushed: &mut Option<ConnId>,
+    ) -> Option<(ConnId, tungstenite::Message)> {
+        while let Some(action) = actions.pop_front() {
             match self.prepared.step(action) {
                 Step::Connect {
                     conn,
@@ -421,23 +509,20 @@ impl<C: Connector> Driver<C> {
                     if *open != conn {
                         continue;
                     }
-                    match self.bounded(ws.feed(message), conn).await {
-                        Ok(()) => unflushed = Some(conn),
+                    let result = match Pin::new(&mut *ws).poll_ready(cx) {
+                        Poll::Ready(Ok(())) => Pin::new(&mut *ws).start_send(message),
+                        Poll::Ready(Err(e)) => Err(e),
+                        Poll::Pending => return Some((conn, message)),
+                    };
+                    match written(result) {
+                        Ok(()) => *unflushed = Some(conn),
                         Err(error) => self.write_failed(link, conn, error),
                     }
                 }
                 Step::Nothing => {}
             }
         }
-        let Some(conn) = unflushed else { return };
-        let Link::Open { conn: open, ws } = link else {
-            return;
-        };
-        if *open == conn {
-            if let Err(error) = self.bounded(ws.flush(), conn).await {
-                self.write_failed(link, conn, error);
-            }
-        }
+        None
     }
 
     fn write_failed(&self, link: &mut Link<C>, conn: ConnId, error: Option<String>) {
@@ -457,20 +542,15 @@ impl<C: Connector> Driver<C> {
         F: Future<Output = Result<(), tungstenite::Error>>,
     {
         futures_lite::pin!(io);
-        // Usually the socket takes the bytes at once: no timer needed.
+        // Usually the socket takes the bytes at once: no timer and no clock needed.
         let mut outcome = future::poll_once(io.as_mut()).await;
-        let give_up = Instant::now() + self.prepared.write_timeout;
+        let mut give_up = None;
         loop {
-            match outcome {
-                Some(Ok(())) => return Ok(()),
-                // The close handshake finished while writing: the read side reports it.
-                Some(Err(
-                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
-                )) => return Ok(()),
-                Some(Err(e)) => return Err(Some(e.to_string())),
-                None => {}
+            if let Some(result) = outcome {
+                return written(result);
             }
             let now = Instant::now();
+            let give_up = *give_up.get_or_insert(now + self.prepared.write_timeout);
             if now >= give_up {
                 return Err(Some("write timed out: the peer is not reading".to_owned()));
             }
@@ -489,6 +569,27 @@ impl<C: Connector> Driver<C> {
             .await;
         }
     }
+}
+
+/// A finished write or flush as [`Driver::bounded`] reports it.
+fn written(result: Result<(), tungstenite::Error>) -> Result<(), Option<String>> {
+    match result {
+        // The close handshake finished while writing: the read side reports it.
+        Ok(()) | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+            Ok(())
+        }
+        Err(e) => Err(Some(e.to_string())),
+    }
+}
+
+/// What the driver's loop reuses from turn to turn.
+struct Scratch {
+    /// The core's actions, taken all at once.
+    actions: VecDeque<Action>,
+    /// Messages read in one go, fed to the core together.
+    read: Vec<tungstenite::Message>,
+    /// The events they made, passed on together.
+    events: VecDeque<ClientEvent>,
 }
 
 /// Most messages taken from the socket in one turn of the driver's loop without

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod handoff;
 mod tls;
 
 #[cfg(feature = "async-std")]

@@ -7,6 +7,7 @@
 //! rest ([`Options`], [`Prepared`], [`SharedCore`], [`Step`], [`AttemptError`]) is what
 //! a driver is built from.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -271,6 +272,7 @@ impl Prepared {
 
     /// What to do for one of the core's actions, with messages converted for
     /// tungstenite.
+    #[inline]
     pub fn step(&self, action: Action) -> Step {
         let (conn, message) = match action {
             Action::Connect {
@@ -363,6 +365,7 @@ impl fmt::Debug for SharedCore {
 
 impl SharedCore {
     /// Locks the core. Never held across IO or an `await`.
+    #[inline]
     pub fn lock(&self) -> MutexGuard<'_, Client> {
         // The core stays consistent even if a panic interrupted a caller: every method
         // leaves it valid, so a poisoned lock is still usable.
@@ -373,7 +376,10 @@ impl SharedCore {
     /// the client is closed for good and, `idle`, the driver holds no connection. From
     /// then on [`ClientHandle::reconnect_now`] does nothing: nobody would carry it out.
     pub fn next_deadline(&self, idle: bool) -> Option<Option<Instant>> {
-        let core = self.lock();
+        self.deadline_locked(&self.lock(), idle)
+    }
+
+    fn deadline_locked(&self, core: &Client, idle: bool) -> Option<Option<Instant>> {
         if idle && core.is_closed() {
             self.finished.store(true, Ordering::Relaxed);
             return None;
@@ -389,18 +395,30 @@ impl SharedCore {
         message: tungstenite::Message,
         mut notify: impl FnMut(ClientEvent),
     ) {
-        let Some(frame) = wire::as_frame(&message) else {
-            return;
-        };
         let mut core = self.lock();
-        let disposition = core.handle_event(Instant::now(), Event::Frame(conn, frame));
-        drain(&mut core, &mut notify);
+        let delivered = feed_locked(&mut core, Instant::now(), conn, message, &mut notify);
         drop(core);
-        if disposition == Disposition::Deliver {
-            match message {
-                tungstenite::Message::Text(t) => notify(ClientEvent::Text(t)),
-                tungstenite::Message::Binary(b) => notify(ClientEvent::Binary(b)),
-                _ => {}
+        if let Some(event) = delivered {
+            notify(event);
+        }
+    }
+
+    /// Feeds several inbound messages at once, under one lock: what a driver read in
+    /// one go at `now`. `events` gets, in order, each message's notices and then the
+    /// message itself if it is the application's; the caller passes them on after the
+    /// core is unlocked again.
+    pub fn feed_all(
+        &self,
+        conn: ConnId,
+        now: Instant,
+        messages: impl IntoIterator<Item = tungstenite::Message>,
+        events: &mut VecDeque<ClientEvent>,
+    ) {
+        let mut core = self.lock();
+        for message in messages {
+            let mut push = |event| events.push_back(event);
+            if let Some(event) = feed_locked(&mut core, now, conn, message, &mut push) {
+                events.push_back(event);
             }
         }
     }
@@ -419,6 +437,51 @@ impl SharedCore {
         let mut core = self.lock();
         drain(&mut core, notify);
         core.poll_action()
+    }
+
+    /// Handles the deadlines due by `now` (if given), then moves every pending action
+    /// into `actions` under one lock, after passing on pending notices. When there was
+    /// none, also answers [`SharedCore::next_deadline`] for a driver that is `idle`
+    /// (holds no connection); otherwise the answer is `Some` and means nothing yet.
+    pub fn take_actions(
+        &self,
+        now: Option<Instant>,
+        idle: bool,
+        actions: &mut VecDeque<Action>,
+        notify: impl FnMut(ClientEvent),
+    ) -> Option<Option<Instant>> {
+        let mut core = self.lock();
+        if let Some(now) = now {
+            core.handle_timeout(now);
+        }
+        drain(&mut core, notify);
+        core.take_actions(actions);
+        if !actions.is_empty() {
+            return Some(None);
+        }
+        self.deadline_locked(&core, idle)
+    }
+}
+
+/// Feeds one inbound message to the locked core at `now`; its notices go to `notify`,
+/// and the message comes back as an event if the application should see it.
+fn feed_locked(
+    core: &mut Client,
+    now: Instant,
+    conn: ConnId,
+    message: tungstenite::Message,
+    notify: impl FnMut(ClientEvent),
+) -> Option<ClientEvent> {
+    let frame = wire::as_frame(&message)?;
+    let disposition = core.handle_event(now, Event::Frame(conn, frame));
+    drain(core, notify);
+    if disposition != Disposition::Deliver {
+        return None;
+    }
+    match message {
+        tungstenite::Message::Text(t) => Some(ClientEvent::Text(t)),
+        tungstenite::Message::Binary(b) => Some(ClientEvent::Binary(b)),
+        _ => None,
     }
 }
 
@@ -463,7 +526,8 @@ impl ClientHandle {
     /// configured bounds) until it opens. A message that cannot be taken comes back in
     /// the error. (The blocking driver picks it up within its command latency.)
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let result = self.shared.lock().send(Instant::now(), message.into());
+        // Sending depends on no deadline: the driver keeps the core's clock.
+        let result = self.shared.lock().send_untimed(message.into());
         if result.is_ok() {
             (self.shared.wake)();
         }

@@ -180,6 +180,7 @@ pub fn path_and_query(request: &Request) -> (&str, &str) {
 
 /// The core's view of a tungstenite message. `Frame` messages (raw frames, which a
 /// reader never returns) map to `None`.
+#[inline]
 pub fn as_frame(message: &Message) -> Option<Frame<'_>> {
     Some(match message {
         Message::Text(t) => Frame::Text(t.as_str()),
@@ -195,6 +196,7 @@ pub fn as_frame(message: &Message) -> Option<Frame<'_>> {
 
 /// Turns a core message into a tungstenite message without copying it (`String` and
 /// `Vec<u8>` become `Utf8Bytes` and `Bytes`).
+#[inline]
 pub fn to_message(message: CoreMessage) -> Message {
     match message {
         CoreMessage::Text(t) => Message::text(t),

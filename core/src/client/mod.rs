@@ -483,6 +483,15 @@ impl Client {
     /// Sends `message` now if the connection is open, or queues it until it is.
     pub fn send(&mut self, now: Instant, message: Message) -> Result<(), SendError> {
         self.clamp(now);
+        self.send_untimed(message)
+    }
+
+    /// [`Client::send`] without a time: what happens to a message depends on no
+    /// deadline, so a caller with no fresh time at hand (a handle sending from another
+    /// task) can skip reading the clock. The client's time stays the latest one given
+    /// to it by any other call.
+    #[inline]
+    pub fn send_untimed(&mut self, message: Message) -> Result<(), SendError> {
         match &self.phase {
             Phase::Open { conn } => {
                 let conn = *conn;
@@ -571,12 +580,27 @@ impl Client {
         Some(action)
     }
 
+    /// Moves every pending action, in order, to the end of `into`: what calling
+    /// [`Client::poll_action`] until `None` would give. When `into` is empty the two
+    /// queues trade places, so taking a batch costs nothing per action.
+    #[inline]
+    pub fn take_actions(&mut self, into: &mut VecDeque<Action>) {
+        self.action_bytes = 0;
+        if into.is_empty() {
+            std::mem::swap(&mut self.actions, into);
+        } else {
+            into.append(&mut self.actions);
+        }
+    }
+
     /// The next thing to tell the application.
+    #[inline]
     pub fn poll_notice(&mut self) -> Option<Notice> {
         self.notices.pop_front()
     }
 
     /// The one deadline at which [`Client::handle_timeout`] must be called next.
+    #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }
