@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -79,18 +79,10 @@ impl Connector for TcpConnector {
 
 /// Resolves `host`; an IP literal needs no lookup, a name is looked up on a thread.
 async fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
     let (tx, rx) = async_channel::bounded(1);
-    std::thread::Builder::new()
-        .name("heartline-resolve".into())
-        .spawn(move || {
-            let result = (host.as_str(), port)
-                .to_socket_addrs()
-                .map(|a| a.collect::<Vec<_>>());
-            let _ = tx.try_send(result);
-        })?;
+    heartline_tungstenite::resolve::resolve(&host, port, move |result| {
+        let _ = tx.try_send(result);
+    })?;
     rx.recv()
         .await
         .map_err(|_| io::Error::other("name resolution thread ended without an answer"))?

@@ -15,6 +15,7 @@
 //! Once open, the socket is non-blocking: a peer that stops reading makes writes wait
 //! in tungstenite's buffer, for at most the write timeout.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::TcpStream;
 use std::sync::{mpsc, Arc};
@@ -233,12 +234,21 @@ impl Driver {
     pub fn run(mut self) {
         let mut link: Option<Link> = None;
         let mut ready = Events::with_capacity(4);
+        let mut actions = VecDeque::new();
         loop {
             // Execute every action the core has for us: messages go into tungstenite's
             // buffer one after the other and are flushed once at the end.
             let mut unflushed = false;
-            while let Some(action) = self.core().next_action(self.notify()) {
-                unflushed |= self.execute(self.prepared.step(action), &mut link);
+            loop {
+                let idle = link.is_none();
+                self.core()
+                    .take_actions(None, idle, &mut actions, self.notify());
+                if actions.is_empty() {
+                    break;
+                }
+                while let Some(action) = actions.pop_front() {
+                    unflushed |= self.execute(self.prepared.step(action), &mut link);
+                }
             }
             if unflushed {
                 self.flush(&mut link);
@@ -297,19 +307,19 @@ impl Driver {
         let _ = self.core().next_action(self.notify());
     }
 
-    /// Reads what the socket has (up to [`READ_BATCH`] messages) and feeds it in.
+    /// Reads what the socket has (up to [`READ_BATCH`] messages) and feeds it in, all
+    /// under one lock of the core.
     fn read(&self, slot: &mut Option<Link>) {
         let Some(open) = slot.as_mut() else { return };
         let conn = open.conn;
         open.more = false;
         let mut reply = false;
-        let mut count = 0;
+        let mut messages = Vec::new();
         let error = loop {
-            if count == READ_BATCH {
+            if messages.len() == READ_BATCH {
                 open.more = true;
                 break None;
             }
-            count += 1;
             match open.ws.read() {
                 Ok(message) => {
                     // A Ping or Close makes tungstenite queue its reply: send it now,
@@ -318,7 +328,7 @@ impl Driver {
                         message,
                         tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
                     );
-                    self.core().feed(conn, message, self.notify());
+                    messages.push(message);
                 }
                 Err(e) if would_block(&e) => break None,
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
@@ -327,6 +337,12 @@ impl Driver {
                 Err(e) => break Some(Some(e.to_string())),
             }
         };
+        if !messages.is_empty() {
+            let mut events = VecDeque::new();
+            self.core()
+                .feed_all(conn, Instant::now(), messages, &mut events);
+            events.into_iter().for_each(self.notify());
+        }
         match error {
             None if reply => self.flush(slot),
             None => {}
