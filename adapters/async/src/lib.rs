@@ -12,8 +12,9 @@
 //! - `async_std::connect` (feature `async-std`; async-std is discontinued upstream,
 //!   so this support is deprecated and kept for existing programs).
 //!
-//! Both only add a TCP connector and a spawn; the driver is the same generic loop over
-//! any `AsyncRead + AsyncWrite` stream (see [`Connector`]).
+//! Both only add a spawn: the default [`TcpConnector`] runs on async-io, the reactor
+//! smol and async-std share, and the driver is the same generic loop over any
+//! `AsyncRead + AsyncWrite` stream (see [`Connector`]).
 //!
 //! The handle, the events and the options are the same types as in
 //! `heartline-blocking` (both come from `heartline-tungstenite`), so code that handles

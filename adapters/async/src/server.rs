@@ -45,7 +45,6 @@ use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
-use async_tungstenite::tungstenite;
 pub use async_tungstenite::tungstenite::handshake::server::Request;
 use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::WebSocketStream;
@@ -454,7 +453,7 @@ where
         loop {
             match rx.next().await {
                 None => return None,
-                Some(Err(e)) => return ended(e),
+                Some(Err(e)) => return wire::end_reason(e),
                 // A Ping makes tungstenite queue a Pong, which it writes on the next
                 // poll of the stream: at once, as the loop comes round.
                 Some(Ok(message)) => {
@@ -489,20 +488,12 @@ where
                 Out::Abort => return None,
             };
             if let Err(e) = sent {
-                return ended(e);
+                return wire::end_reason(e);
             }
         }
         None
     };
     future::or(writing, reading).await
-}
-
-/// The error text for the core; a finished close handshake is no error.
-fn ended(error: tungstenite::Error) -> Option<String> {
-    match error {
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => None,
-        e => Some(e.to_string()),
-    }
 }
 
 /// Accepts connections with `accept` and hands each to `spawn` (which should spawn

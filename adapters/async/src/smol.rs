@@ -1,31 +1,6 @@
-//! Helpers for smol: connect with smol's TCP and spawn the driver on smol's executor.
+//! Helpers for smol: spawn the client's driver on smol's executor.
 
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
-
-use crate::{BuildError, ClientBuilder, ClientEvents, ClientHandle, Connector};
-
-/// Connects with [`smol::net::TcpStream`] (name resolution on smol's blocking pool),
-/// with `TCP_NODELAY` set.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SmolConnector;
-
-impl Connector for SmolConnector {
-    type Stream = smol::net::TcpStream;
-
-    fn connect(
-        &self,
-        host: String,
-        port: u16,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Self::Stream>> + Send + 'static>> {
-        Box::pin(async move {
-            let stream = smol::net::TcpStream::connect((host.as_str(), port)).await?;
-            stream.set_nodelay(true)?;
-            Ok(stream)
-        })
-    }
-}
+use crate::{BuildError, ClientBuilder, ClientEvents, ClientHandle};
 
 /// Builds the client and spawns its driver with [`smol::spawn`]. The driver runs on
 /// smol's global executor until the client is closed for good.
@@ -48,7 +23,7 @@ impl Connector for SmolConnector {
 /// # }
 /// ```
 pub fn connect(builder: ClientBuilder) -> Result<(ClientHandle, ClientEvents), BuildError> {
-    let (handle, events, driver) = builder.build_with(SmolConnector)?;
+    let (handle, events, driver) = builder.build()?;
     smol::spawn(driver.run()).detach();
     Ok((handle, events))
 }

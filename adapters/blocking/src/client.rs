@@ -33,6 +33,7 @@ use heartline_tungstenite::client::{
     AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
 };
 use heartline_tungstenite::resolve::resolve;
+use heartline_tungstenite::wire;
 
 /// Builds a blocking client: URL, heartline configuration, WebSocket buffer sizes,
 /// timeouts, TLS roots and an optional per-attempt callback.
@@ -330,7 +331,7 @@ impl Driver {
                     );
                     messages.push(message);
                 }
-                Err(e) if would_block(&e) => break None,
+                Err(e) if wire::would_block(&e) => break None,
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                     break Some(None)
                 }
@@ -456,7 +457,7 @@ impl Driver {
             Ok(()) => return true,
             // The close handshake finished: the read side reports the end.
             Err(tungstenite::Error::ConnectionClosed) => return false,
-            Err(e) if would_block(&e) => {
+            Err(e) if wire::would_block(&e) => {
                 open.stalled.get_or_insert_with(Instant::now);
                 return false;
             }
@@ -466,8 +467,4 @@ impl Driver {
         self.disconnected(conn, Some(&error));
         false
     }
-}
-
-fn would_block(error: &tungstenite::Error) -> bool {
-    matches!(error, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }

@@ -785,19 +785,19 @@ impl EventLoop {
                     let frame = Command::Frame(conn, message);
                     self.hub.handle(now, frame, |e| drop(sink.send(e)));
                 }
-                Err(e) if is_would_block(&e) => {
+                Err(e) if wire::would_block(&e) => {
                     // tungstenite queued a Pong: put it on the wire now.
                     if replied && open.stalled.is_none() {
                         if let Err(e) = open.ws.flush() {
-                            if !is_would_block(&e) {
-                                return self.end(now, slot, ended(e));
+                            if !wire::would_block(&e) {
+                                return self.end(now, slot, wire::end_reason(e));
                             }
                             stall(open, now, slot, &mut self.stalls, self.config.write_timeout);
                         }
                     }
                     return;
                 }
-                Err(e) => return self.end(now, slot, ended(e)),
+                Err(e) => return self.end(now, slot, wire::end_reason(e)),
             }
         }
         // More may be waiting: come back after the others had their turn.
@@ -827,10 +827,10 @@ impl EventLoop {
             out if open.stalled.is_some() => open.queue.push_back(out),
             out => match write(open, &mut self.hub, now, out) {
                 Ok(()) => {}
-                Err(e) if is_would_block(&e) => {
+                Err(e) if wire::would_block(&e) => {
                     stall(open, now, slot, &mut self.stalls, self.config.write_timeout);
                 }
-                Err(e) => self.end(now, slot, ended(e)),
+                Err(e) => self.end(now, slot, wire::end_reason(e)),
             },
         }
     }
@@ -880,7 +880,7 @@ fn write(
             let sent = open.ws.send(message);
             match &sent {
                 Ok(()) => hub.handle(now, Command::Written(open.conn, len), drop),
-                Err(e) if is_would_block(e) => open.unflushed += len,
+                Err(e) if wire::would_block(e) => open.unflushed += len,
                 Err(_) => {}
             }
             sent
@@ -895,8 +895,8 @@ fn write(
 fn resume(open: &mut Open, hub: &mut Hub<LoopChannels>, now: Instant) -> Ended {
     match open.ws.flush() {
         Ok(()) => {}
-        Err(e) if is_would_block(&e) => return Ended::No,
-        Err(e) => return Ended::Yes(ended(e)),
+        Err(e) if wire::would_block(&e) => return Ended::No,
+        Err(e) => return Ended::Yes(wire::end_reason(e)),
     }
     open.stalled = None;
     if open.unflushed > 0 {
@@ -906,11 +906,11 @@ fn resume(open: &mut Open, hub: &mut Hub<LoopChannels>, now: Instant) -> Ended {
     while let Some(out) = open.queue.pop_front() {
         match write(open, hub, now, out) {
             Ok(()) => {}
-            Err(e) if is_would_block(&e) => {
+            Err(e) if wire::would_block(&e) => {
                 open.stalled = Some(now);
                 return Ended::No;
             }
-            Err(e) => return Ended::Yes(ended(e)),
+            Err(e) => return Ended::Yes(wire::end_reason(e)),
         }
     }
     Ended::No
@@ -958,16 +958,4 @@ fn read_head(
             }
         }
     }
-}
-
-/// The error text for the core; a finished close handshake is no error.
-fn ended(error: tungstenite::Error) -> Option<String> {
-    match error {
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => None,
-        e => Some(e.to_string()),
-    }
-}
-
-fn is_would_block(error: &tungstenite::Error) -> bool {
-    matches!(error, tungstenite::Error::Io(e) if e.kind() == ErrorKind::WouldBlock)
 }

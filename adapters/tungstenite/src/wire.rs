@@ -234,6 +234,21 @@ pub fn close_frame(code: u16, reason: impl Into<String>) -> tungstenite::protoco
     }
 }
 
+/// What ended a connection, for the core: `None` when the close handshake finished (no
+/// error), otherwise the error's text.
+pub fn end_reason(error: tungstenite::Error) -> Option<String> {
+    match error {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => None,
+        e => Some(e.to_string()),
+    }
+}
+
+/// Whether a non-blocking read or write found the socket not ready: the data waits in
+/// tungstenite's buffers until the next readiness event.
+pub fn would_block(error: &tungstenite::Error) -> bool {
+    matches!(error, tungstenite::Error::Io(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
