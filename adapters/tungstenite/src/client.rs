@@ -524,7 +524,7 @@ impl Drop for ClientHandle {
 impl ClientHandle {
     /// Sends a message: at once if the connection is open, otherwise queued (within the
     /// configured bounds) until it opens. A message that cannot be taken comes back in
-    /// the error. (The blocking driver picks it up within its command latency.)
+    /// the error. The driver is woken and writes it right away.
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         // Sending depends on no deadline: the driver keeps the core's clock.
         let result = self.shared.lock().send_untimed(message.into());
