@@ -1,6 +1,7 @@
 //! Interop of the `server` example with peers nobody here wrote: the seeds' own
-//! JavaScript clients (`interop/browser/`) in headless Chromium, and a Python
-//! `websockets` client with its own ping interval (`interop/python/`).
+//! JavaScript clients (`interop/browser/`) and the example's own page in headless
+//! Chromium, and a Python `websockets` client with its own ping interval
+//! (`interop/python/`).
 //!
 //! Peers: `apt-get install -y chromium` and `pip install websockets` (`$CHROMIUM`
 //! names another Chromium binary). A test whose peer is missing fails when the
@@ -449,6 +450,33 @@ fn seed001_ping_pong_client_on_async_std() {
 #[test]
 fn seed003_heart_check_on_blocking() {
     seed_page_survives_heartbeats_and_restart("seed003", "blocking");
+}
+
+/// The `server` example's own page (seed 002's, served at `GET /` by the event-loop
+/// server): it connects under its name, and its reconnect brings it back after the
+/// server process is killed and restarted on the same port.
+#[test]
+fn the_servers_own_page_connects_and_comes_back_after_a_restart() {
+    let _one_browser = BROWSER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(chromium) = chromium() else {
+        return peer_missing("chromium", "apt-get install -y chromium");
+    };
+    let mut server = ServerProcess::start("blocking", "127.0.0.1:0");
+    let addr = server.addr;
+    let url = format!(
+        "http://{addr}/?name=own&autoconnect=1&heartbeat_ms=200&timeout_ms=2000&reconnect_ms=200"
+    );
+    let _browser = Browser::open(&chromium, &url);
+    server.wait_for("`connected` for the page", |e| {
+        is(e, "connected", Some("own"))
+    });
+    server.kill();
+    let mut server = ServerProcess::start("blocking", &addr.to_string());
+    server.wait_for("`connected` for the page after the restart", |e| {
+        is(e, "connected", Some("own"))
+    });
 }
 
 /// Python `websockets` with its own keepalive pings stays connected across several
