@@ -168,7 +168,10 @@ impl Mailbox {
 
     /// Takes the next item.
     pub fn pop(&self) -> Mail {
-        let mut state = self.state();
+        Self::take(&mut self.state())
+    }
+
+    fn take(state: &mut MailState) -> Mail {
         match state.queue.pop_front() {
             Some(out) => {
                 if state.queue.is_empty() && state.queue.capacity() > MAILBOX_KEEP {
@@ -183,19 +186,19 @@ impl Mailbox {
 
     /// Waits for the next item; `None` once the mailbox is closed and drained.
     pub async fn next(&self) -> Option<Out> {
-        std::future::poll_fn(|cx| match self.pop() {
-            Mail::Item(out) => Poll::Ready(Some(out)),
-            Mail::Closed => Poll::Ready(None),
-            Mail::Empty => {
-                let mut state = self.state();
-                // Checked again under the lock: a push may have come in between.
-                if state.queue.is_empty() && !state.closed {
-                    state.waker = Some(cx.waker().clone());
-                    return Poll::Pending;
+        std::future::poll_fn(|cx| {
+            // One lock: a push cannot slip in between the look and the waker's
+            // registration.
+            let mut state = self.state();
+            match Self::take(&mut state) {
+                Mail::Item(out) => Poll::Ready(Some(out)),
+                Mail::Closed => Poll::Ready(None),
+                Mail::Empty => {
+                    if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        state.waker = Some(cx.waker().clone());
+                    }
+                    Poll::Pending
                 }
-                drop(state);
-                cx.waker().wake_by_ref();
-                Poll::Pending
             }
         })
         .await
