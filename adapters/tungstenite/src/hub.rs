@@ -194,7 +194,11 @@ impl Mailbox {
                 Mail::Item(out) => Poll::Ready(Some(out)),
                 Mail::Closed => Poll::Ready(None),
                 Mail::Empty => {
-                    if !state.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    if !state
+                        .waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
                         state.waker = Some(cx.waker().clone());
                     }
                     Poll::Pending
