@@ -3,12 +3,14 @@
 //!
 //! # Design
 //!
-//! One **driver task** owns the core's server machine and its single deadline: one
-//! `async-io` timer drives the pings and evictions of every connection, however many
-//! there are. Each connection is a task that owns its socket: a reading loop forwards
-//! every frame to the driver over a channel, and a writing loop executes what the
-//! driver puts in the connection's mailbox (pings, messages, close, eviction). The only
-//! other timer is the handshake timeout, which lives only while a request head is
+//! The core's server machine sits behind one lock with its single deadline: one
+//! `async-io` timer, in the **driver task**, drives the pings and evictions of every
+//! connection, however many there are, and the driver carries out the application's
+//! requests. Each connection is a task that owns its socket: a reading loop feeds every
+//! frame to the core itself (no hop through the driver; it is woken only if the next
+//! deadline moved earlier than its timer), and a writing loop executes what the core
+//! decided for the connection, from its mailbox (pings, messages, close, eviction). The
+//! only other timer is the handshake timeout, which lives only while a request head is
 //! being read.
 //!
 //! Memory: about 5 KB per idle connection with the default [`Buffers`] (measured with
@@ -40,7 +42,7 @@
 
 use std::fmt;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
@@ -51,7 +53,9 @@ use async_tungstenite::WebSocketStream;
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_lite::StreamExt;
-use heartline_core::{ConnId, Message, OpenError};
+use heartline_core::{ConnId, Message};
+
+use crate::handoff::Nudge;
 use heartline_tungstenite::hub::{
     self, Command, Hub, Mailbox, MailboxOutbox, Out, Target, Verdict, Wait,
 };
@@ -110,16 +114,21 @@ impl Server {
         let (to_driver, inbox) = async_channel::unbounded();
         let (event_tx, events) = async_channel::unbounded();
         let (done_tx, done) = async_channel::bounded(1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State { hub, armed: None }),
+            events: event_tx,
+            nudge: Nudge::default(),
+        });
         let driver = Driver {
             _done: done_tx,
-            hub,
+            shared: shared.clone(),
             inbox,
-            events: event_tx,
         };
         let handle = ServerHandle {
             tx: to_driver,
             done,
             config: Arc::new(config),
+            shared,
         };
         Ok((Server { handle, events }, driver.run()))
     }
@@ -143,10 +152,13 @@ impl Server {
 /// A cloneable handle to a server.
 #[derive(Clone)]
 pub struct ServerHandle {
+    /// The application's requests, to the driver; closed once every handle is gone.
     tx: Sender<Command<AsyncChannels>>,
     /// Closed when the driver ends: nothing is ever sent on it.
     done: Receiver<()>,
     config: Arc<ServerConfig>,
+    /// The hub, which connections feed directly.
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -163,7 +175,7 @@ impl ServerHandle {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        serve(stream, &self.tx, &self.config).await;
+        serve(stream, &self.shared, &self.config).await;
     }
 
     /// Sends `message` to the client registered as `name`.
@@ -254,51 +266,123 @@ impl<T> hub::Reply<T> for Tx<T> {
     }
 }
 
-/// The driver task: owns the hub (and the core), waits for a command or the one
-/// deadline, and dispatches what the core decided.
+/// The hub and the deadline the driver's timer is set for, behind one lock: the
+/// driver handles the deadlines and the application's requests; connections feed their
+/// own frames, writes and ends in, instead of waking the driver for each.
+struct Shared {
+    state: Mutex<State>,
+    events: Sender<ServerEvent>,
+    /// Wakes the driver when a connection moved the next deadline earlier than its
+    /// timer, or the last connection of a shutdown ended.
+    nudge: Nudge,
+}
+
+struct State {
+    hub: Hub<AsyncChannels>,
+    /// The deadline the driver waits for (`None`: none).
+    armed: Option<Instant>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The hub stays consistent even if a holder panicked: every call leaves it valid.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the hub, then dispatches what it decided and wakes the driver if its
+    /// timer is now too late (or a shutdown finished).
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Hub<AsyncChannels>, Instant, &mut dyn FnMut(ServerEvent)) -> R,
+    ) -> R {
+        // Unbounded channels never fill; an application that dropped its server reads
+        // no events, so sends may fail.
+        let mut emit = |e| drop(self.events.try_send(e));
+        let mut state = self.lock();
+        let result = f(&mut state.hub, Instant::now(), &mut emit);
+        state.hub.dispatch(&mut emit);
+        let earlier = match (state.hub.deadline(), state.armed) {
+            (Some(next), Some(armed)) => next < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let wake = earlier || state.hub.is_done();
+        drop(state);
+        if wake {
+            self.nudge.nudge();
+        }
+        result
+    }
+
+    /// Feeds a connection's command.
+    fn feed(&self, command: Command<AsyncChannels>) {
+        self.with(|hub, now, emit| hub.handle(now, command, emit));
+    }
+}
+
+/// The driver task: handles the one deadline and the application's requests.
 struct Driver {
     /// Dropped when the driver ends, which tells [`ServerHandle::stopped`].
     _done: Sender<()>,
-    hub: Hub<AsyncChannels>,
+    shared: Arc<Shared>,
     inbox: Receiver<Command<AsyncChannels>>,
-    events: Sender<ServerEvent>,
 }
 
 impl Driver {
-    async fn run(mut self) {
+    async fn run(self) {
         let mut timer = Timer::never();
         // The deadline `timer` is set to: re-arming an async-io timer costs a message to
         // the reactor thread, so it is re-armed only when the deadline moves.
-        let mut armed = None;
-        let (events, inbox) = (&self.events, &self.inbox);
-        // Unbounded channels never fill; an application that dropped its server reads
-        // no events, so sends may fail.
-        let emit = |e| drop(events.try_send(e));
+        let mut timer_at = None;
+        let (shared, inbox) = (&*self.shared, &self.inbox);
+        let emit = |e| drop(shared.events.try_send(e));
         loop {
-            let command = match self.hub.poll(emit) {
-                Wait::Stop => break,
-                Wait::Until(deadline) => {
-                    if armed != Some(deadline) {
-                        timer.set_at(deadline);
-                        armed = Some(deadline);
-                    }
-                    future::or(async { Some(inbox.recv().await) }, async {
-                        (&mut timer).await;
-                        armed = None;
-                        None
-                    })
-                    .await
-                }
-                Wait::Forever => Some(inbox.recv().await),
+            let wait = {
+                let mut state = shared.lock();
+                let wait = state.hub.poll(emit);
+                state.armed = match wait {
+                    Wait::Until(deadline) => Some(deadline),
+                    Wait::Forever | Wait::Stop => None,
+                };
+                wait
             };
-            match command {
+            let deadline = match wait {
+                Wait::Stop => break,
+                Wait::Until(deadline) => Some(deadline),
+                Wait::Forever => None,
+            };
+            if let Some(deadline) = deadline {
+                if timer_at != Some(deadline) {
+                    timer.set_at(deadline);
+                    timer_at = Some(deadline);
+                }
+            }
+            let command = async { Some(inbox.recv().await) };
+            let nudged = async {
+                future::poll_fn(|cx| shared.nudge.poll(cx)).await;
+                None
+            };
+            let tick = async {
+                if deadline.is_some() {
+                    (&mut timer).await;
+                    timer_at = None;
+                } else {
+                    future::pending::<()>().await;
+                }
+                None
+            };
+            match future::or(command, future::or(nudged, tick)).await {
                 // Every handle is gone: nobody can ask for anything any more.
                 Some(Err(_)) => break,
-                command => self.hub.step(command.and_then(Result::ok), emit),
-            }
-            // Take what else is queued before dispatching: one pass for a burst.
-            while let Ok(command) = inbox.try_recv() {
-                self.hub.step(Some(command), emit);
+                Some(Ok(command)) => {
+                    shared.feed(command);
+                    // Take what else is queued: one pass for a burst.
+                    while let Ok(command) = inbox.try_recv() {
+                        shared.feed(command);
+                    }
+                }
+                // A deadline came or a connection changed the hub: the loop looks.
+                None => {}
             }
         }
         self.inbox.close();
@@ -306,14 +390,14 @@ impl Driver {
 }
 
 /// Runs one connection: the handshake, then the read/execute loop.
-async fn serve<S>(mut stream: S, to_driver: &Sender<Command<AsyncChannels>>, config: &ServerConfig)
+async fn serve<S>(mut stream: S, shared: &Shared, config: &ServerConfig)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let deadline = Instant::now() + config.core.handshake_timeout;
     // Boxed: its buffers are freed when it ends instead of staying part of the task's
     // size for the life of the connection.
-    let upgraded = future::or(Box::pin(handshake(&mut stream, to_driver, config)), async {
+    let upgraded = future::or(Box::pin(handshake(&mut stream, shared, config)), async {
         Timer::at(deadline).await;
         None
     })
@@ -322,19 +406,10 @@ where
         return;
     };
     let mailbox = Arc::new(Mailbox::default());
-    let (reply, opened) = async_channel::bounded(1);
     let outbox = MailboxOutbox(mailbox.clone());
-    if to_driver
-        .send(Command::Open(name, outbox, Tx(reply)))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let conn = match opened.recv().await {
-        Ok(Ok(conn)) => conn,
+    let Ok(conn) = shared.with(|hub, now, _| hub.open(now, name, outbox)) else {
         // Shutting down or full: the socket closes without more ado.
-        Ok(Err(OpenError::ShuttingDown | OpenError::Full)) | Err(_) => return,
+        return;
     };
     let ws_config = config.buffers.websocket_config(&config.core);
     let ws = Box::pin(WebSocketStream::from_partially_read(
@@ -344,7 +419,7 @@ where
         Some(ws_config),
     ))
     .await;
-    let error = future::or(run_open(ws, conn, to_driver, &mailbox), async {
+    let error = future::or(run_open(ws, conn, shared, &mailbox), async {
         // An eviction or abort while a write waits on a peer that does not read: drop
         // the socket now. The loop handles them itself when it is not stuck.
         mailbox.killed().await;
@@ -353,14 +428,14 @@ where
         None
     })
     .await;
-    let _ = to_driver.send(Command::Ended(conn, error)).await;
+    shared.feed(Command::Ended(conn, error));
 }
 
 /// Reads the request head and answers it: plain HTTP, a rejection, or 101. Returns the
 /// accepted name and the bytes read past the head.
 async fn handshake<S>(
     stream: &mut S,
-    to_driver: &Sender<Command<AsyncChannels>>,
+    shared: &Shared,
     config: &ServerConfig,
 ) -> Option<(Option<String>, Vec<u8>)>
 where
@@ -376,10 +451,7 @@ where
             return respond(stream, &response).await;
         }
     }
-    let (reply, verdict) = async_channel::bounded(1);
-    let asked = Command::Upgrade(Box::new(request.clone()), Tx(reply));
-    to_driver.send(asked).await.ok()?;
-    let name = match verdict.recv().await.ok()? {
+    let name = match shared.with(|hub, now, _| hub.upgrade(now, &request)) {
         Verdict::Accept(name) => name,
         Verdict::Reject(response) => return respond(stream, &response).await,
     };
@@ -442,7 +514,7 @@ where
 async fn run_open<S>(
     ws: WebSocketStream<S>,
     conn: ConnId,
-    to_driver: &Sender<Command<AsyncChannels>>,
+    shared: &Shared,
     mailbox: &Mailbox,
 ) -> Option<String>
 where
@@ -456,11 +528,7 @@ where
                 Some(Err(e)) => return wire::end_reason(e),
                 // A Ping makes tungstenite queue a Pong, which it writes on the next
                 // poll of the stream: at once, as the loop comes round.
-                Some(Ok(message)) => {
-                    if to_driver.send(Command::Frame(conn, message)).await.is_err() {
-                        return None;
-                    }
-                }
+                Some(Ok(message)) => shared.feed(Command::Frame(conn, message)),
             }
         }
     };
@@ -474,7 +542,7 @@ where
                     let len = message.len();
                     let sent = tx.send(message).await;
                     if sent.is_ok() {
-                        let _ = to_driver.send(Command::Written(conn, len)).await;
+                        shared.feed(Command::Written(conn, len));
                     }
                     sent
                 }

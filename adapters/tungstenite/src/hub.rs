@@ -1,13 +1,13 @@
 //! The IO-free half of a heartline server driver: the core's [`Server`] machine, the
-//! connections' outboxes, and the commands that connections and handles send to the
-//! one task or thread that owns it.
+//! connections' outboxes, and the commands that connections and handles give it.
 //!
-//! heartline's blocking and async servers are this hub plus their own loops and
-//! channels: connections forward frames as [`Command`]s, the owner feeds them to
-//! [`Hub::handle`], and [`Hub::dispatch`] turns the core's actions into [`Out`] items
-//! for each connection's outbox and its notices into [`ServerEvent`]s. The owner waits
-//! for the next command or for [`Hub::deadline`], the single timer for every
-//! connection, and then calls [`Hub::timeout`].
+//! heartline's blocking and async servers are this hub plus their own loops: a
+//! request head goes to [`Hub::upgrade`], an upgraded connection to [`Hub::open`] with
+//! its outbox, and frames, writes, ends and the application's requests to
+//! [`Hub::handle`] as [`Command`]s. [`Hub::dispatch`] turns the core's actions into
+//! [`Out`] items for each connection's outbox and its notices into [`ServerEvent`]s.
+//! [`Hub::deadline`] is the single timer for every connection; [`Hub::poll`]
+//! dispatches, handles the deadlines that passed and says how long to wait.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -292,14 +292,6 @@ pub enum Wait {
 
 /// What connections and handles tell the hub.
 pub enum Command<C: Channels> {
-    /// A request head arrived: is it accepted?
-    Upgrade(Box<Request>, C::Reply<Verdict>),
-    /// The 101 went out: track the connection; it takes its actions from the outbox.
-    Open(
-        Option<String>,
-        C::Outbox,
-        C::Reply<Result<ConnId, OpenError>>,
-    ),
     /// A message arrived on a connection.
     Frame(ConnId, WsMessage),
     /// This many payload bytes were written to a connection.
@@ -375,21 +367,9 @@ impl<C: Channels> Hub<C> {
         }
     }
 
-    /// Feeds what the wait brought, with a fresh clock reading: a command, or `None`
-    /// when the deadline came first.
-    pub fn step(&mut self, command: Option<Command<C>>, events: impl FnOnce(ServerEvent)) {
-        let now = Instant::now();
-        match command {
-            Some(command) => self.handle(now, command, events),
-            None => self.timeout(now),
-        }
-    }
-
     /// Handles one command; a delivered message goes to `events`.
     pub fn handle(&mut self, now: Instant, command: Command<C>, events: impl FnOnce(ServerEvent)) {
         match command {
-            Command::Upgrade(request, reply) => reply.reply(self.upgrade(now, &request)),
-            Command::Open(name, outbox, reply) => reply.reply(self.open(now, name, outbox)),
             Command::Frame(conn, message) => {
                 let Some(frame) = wire::as_frame(&message) else {
                     return;
