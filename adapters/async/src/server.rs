@@ -13,10 +13,10 @@
 //! only other timer is the handshake timeout, which lives only while a request head is
 //! being read.
 //!
-//! Memory: about 5 KB per idle connection with the default [`Buffers`] (measured with
-//! the `server` example on smol and 4,000 idle connections). For the most connections
-//! per core, `heartline-blocking`'s server runs every connection on one event-loop
-//! thread at about 2 KB each; it fits beside an async application too (its handle's
+//! Memory: about 4.5 KB per connection with the default [`Buffers`] (measured with the
+//! `server` example on smol and 10,000 clients, `benches/load.sh`). For the most
+//! connections per core, `heartline-blocking`'s server runs every connection on one
+//! event-loop thread at about 2 KB each; it fits beside an async application too (its handle's
 //! calls wait only for that thread's answer).
 //!
 //! The server works on any `futures-io` stream. Without a runtime feature you run the
