@@ -11,14 +11,17 @@
 //! (`heartline_examples::echo`) runs on its own thread. Two raw clients set the bar: one
 //! that sends and flushes each message (the obvious loop), one that answers every echo
 //! already received and flushes once (what an event loop does, and what heartline's
-//! driver does per turn). For one connection and for 100 connections the bench runs the
-//! clients in alternation, `ROUNDS` times, and prints the median messages per second of
-//! each, the ratio of heartline to the better raw client, and that ratio in each round.
+//! driver does per turn). heartline runs twice: with the event stream (the application
+//! reads events in its own task and answers through a handle) and with an event handler
+//! (called on the driver's task, answering through its responder: no task switch). For
+//! one connection and for 100 connections the bench runs the clients in alternation,
+//! `ROUNDS` times, and prints the median messages per second of each, each heartline
+//! flavour's ratio to the better raw client, and that ratio in each round.
 //!
 //! Environment: `ECHO_SECONDS` (measured time per run, default 1.5), `ECHO_ROUNDS`
 //! (default 3), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
-//! `ECHO_CONNS` (connection counts, default `1,100`), `ECHO_ONLY` (`raw`, `raw-batched`
-//! or `heartline`: run one client only, for profiling).
+//! `ECHO_CONNS` (connection counts, default `1,100`), `ECHO_ONLY` (`raw`, `raw-batched`,
+//! `heartline` or `heartline-handler`: run one client only, for profiling).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -197,22 +200,78 @@ async fn heartline_conn(addr: SocketAddr, s: Settings, from: Instant, until: Ins
     c
 }
 
+/// One heartline connection (smol adapter) whose event handler answers each echo on
+/// the driver's own task.
+async fn heartline_handler_conn(
+    addr: SocketAddr,
+    s: Settings,
+    from: Instant,
+    until: Instant,
+) -> Counted {
+    let (done_tx, done) = smol::channel::bounded(1);
+    let payload = vec![7u8; s.size];
+    let reply = payload.clone();
+    let mut c = Counted { echoes: 0 };
+    let mut in_flight = s.window;
+    let mut finished = false;
+    let client = heartline_async::smol::connect_with_handler(
+        ClientBuilder::new(format!("ws://{addr}/")),
+        move |event, responder| match event {
+            ClientEvent::Binary(_) if !finished => {
+                in_flight -= 1;
+                let now = Instant::now();
+                count(now, from, until, &mut c);
+                if now < until {
+                    responder.send_binary(reply.clone()).expect("send");
+                    in_flight += 1;
+                } else if in_flight == 0 {
+                    finished = true;
+                    let _ = done_tx.try_send(c.echoes);
+                }
+            }
+            ClientEvent::Notice(heartline_core::Notice::Closed { reason, .. }) if !finished => {
+                panic!("heartline connection closed: {reason}")
+            }
+            _ => {}
+        },
+    )
+    .expect("build client");
+    // Queued until open, then sent in order.
+    for _ in 0..s.window {
+        client.send_binary(payload.clone()).expect("send");
+    }
+    let echoes = done.recv().await.expect("the handler reports its count");
+    let _ = client.close(1000, "");
+    Counted { echoes }
+}
+
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Which {
     Raw,
     RawBatched,
     Heartline,
+    HeartlineHandler,
 }
 
 impl Which {
-    const ALL: [Which; 3] = [Which::Raw, Which::RawBatched, Which::Heartline];
+    const ALL: [Which; 4] = [
+        Which::Raw,
+        Which::RawBatched,
+        Which::Heartline,
+        Which::HeartlineHandler,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Which::Raw => "raw async-tungstenite, flush per message",
             Which::RawBatched => "raw async-tungstenite, flush per batch",
-            Which::Heartline => "heartline smol adapter",
+            Which::Heartline => "heartline smol adapter, event stream",
+            Which::HeartlineHandler => "heartline smol adapter, event handler",
         }
+    }
+
+    fn is_raw(self) -> bool {
+        matches!(self, Which::Raw | Which::RawBatched)
     }
 }
 
@@ -226,6 +285,9 @@ fn run(which: Which, addr: SocketAddr, conns: usize, s: Settings) -> f64 {
                 Which::Raw => smol::spawn(raw_conn(addr, s, from, until)),
                 Which::RawBatched => smol::spawn(raw_batched_conn(addr, s, from, until)),
                 Which::Heartline => smol::spawn(heartline_conn(addr, s, from, until)),
+                Which::HeartlineHandler => {
+                    smol::spawn(heartline_handler_conn(addr, s, from, until))
+                }
             })
             .collect();
         let mut echoes = 0;
@@ -241,10 +303,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Per round, heartline's figure over the better raw client's in that round; empty
-/// unless heartline and a raw client both ran.
-fn heartline_ratios(only: &[Which], figures: &[Vec<f64>]) -> Vec<f64> {
-    let Some(hl) = only.iter().position(|w| *w == Which::Heartline) else {
+/// Per round, `which`'s figure over the better raw client's in that round; empty
+/// unless `which` and a raw client both ran.
+fn round_ratios(which: Which, only: &[Which], figures: &[Vec<f64>]) -> Vec<f64> {
+    let Some(hl) = only.iter().position(|w| *w == which) else {
         return Vec::new();
     };
     (0..figures[hl].len())
@@ -252,7 +314,7 @@ fn heartline_ratios(only: &[Which], figures: &[Vec<f64>]) -> Vec<f64> {
             let best_raw = only
                 .iter()
                 .zip(figures)
-                .filter(|(w, _)| **w != Which::Heartline)
+                .filter(|(w, _)| w.is_raw())
                 .map(|(_, f)| f[round])
                 .fold(f64::NAN, f64::max);
             best_raw.is_finite().then(|| figures[hl][round] / best_raw)
@@ -272,6 +334,7 @@ fn main() {
         Ok("raw") => vec![Which::Raw],
         Ok("raw-batched") => vec![Which::RawBatched],
         Ok("heartline") => vec![Which::Heartline],
+        Ok("heartline-handler") => vec![Which::HeartlineHandler],
         _ => Which::ALL.to_vec(),
     };
     let server = EchoServer::start(([127, 0, 0, 1], 0).into()).expect("start echo server");
@@ -299,9 +362,7 @@ fn main() {
                 figures[i].push(run(*which, addr, conns, s));
             }
         }
-        // Each round's own ratio shows how much the median hides.
-        let round_ratios = heartline_ratios(&only, &figures);
-        let medians: Vec<f64> = figures.into_iter().map(median).collect();
+        let medians: Vec<f64> = figures.iter().cloned().map(median).collect();
         println!("{conns} connection(s):");
         for (which, m) in only.iter().zip(&medians) {
             println!("  {:<42} {m:>10.0} msg/s", which.name());
@@ -309,20 +370,20 @@ fn main() {
         let best_raw = only
             .iter()
             .zip(&medians)
-            .filter(|(w, _)| **w != Which::Heartline)
+            .filter(|(w, _)| w.is_raw())
             .map(|(_, m)| *m)
             .fold(f64::NAN, f64::max);
-        let heartline = only
-            .iter()
-            .zip(&medians)
-            .find(|(w, _)| **w == Which::Heartline)
-            .map(|(_, m)| *m);
-        if let Some(hl) = heartline.filter(|_| best_raw.is_finite()) {
-            println!("  ratio heartline / best raw: {:.3}", hl / best_raw);
-        }
-        if !round_ratios.is_empty() {
-            let each: Vec<String> = round_ratios.iter().map(|r| format!("{r:.3}")).collect();
-            println!("  ratio in each round: {}", each.join(", "));
+        for (which, m) in only.iter().zip(&medians) {
+            if which.is_raw() || !best_raw.is_finite() {
+                continue;
+            }
+            println!("  {}: ratio / best raw {:.3}", which.name(), m / best_raw);
+            // Each round's own ratio shows how much the median hides.
+            let each: Vec<String> = round_ratios(*which, &only, &figures)
+                .iter()
+                .map(|r| format!("{r:.3}"))
+                .collect();
+            println!("    in each round: {}", each.join(", "));
         }
     }
     server.kill();

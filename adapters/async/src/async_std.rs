@@ -15,3 +15,18 @@ pub fn connect(builder: ClientBuilder) -> Result<(ClientHandle, ClientEvents), B
     drop(async_std::task::spawn(driver.run()));
     Ok((handle, events))
 }
+
+/// Like [`connect`], with an event handler called on the driver's task instead of an
+/// event stream (see [`ClientBuilder::build_with_handler`]).
+pub fn connect_with_handler<F>(
+    builder: ClientBuilder,
+    handler: F,
+) -> Result<ClientHandle, BuildError>
+where
+    F: FnMut(crate::ClientEvent, &crate::Responder<'_>) + Send + 'static,
+{
+    let (handle, driver) = builder.build_handler(handler)?;
+    // Dropping async-std's join handle detaches the task.
+    drop(async_std::task::spawn(driver.run()));
+    Ok(handle)
+}

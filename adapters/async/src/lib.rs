@@ -34,7 +34,7 @@ pub mod async_std;
 pub mod smol;
 
 pub use async_tungstenite::tungstenite::protocol::WebSocketConfig;
-pub use client::{ClientBuilder, ClientEvents, Connector, Driver, TcpConnector};
+pub use client::{ClientBuilder, ClientEvents, Connector, Driver, Responder, TcpConnector};
 pub use heartline_core::{
     ClientConfig, HeartbeatConfig, HeartbeatKind, Message, Notice, ReadyState, ReconnectConfig,
 };

@@ -27,3 +27,36 @@ pub fn connect(builder: ClientBuilder) -> Result<(ClientHandle, ClientEvents), B
     smol::spawn(driver.run()).detach();
     Ok((handle, events))
 }
+
+/// Like [`connect`], with an event handler called on the driver's task instead of an
+/// event stream (see [`ClientBuilder::build_with_handler`]): what the handler sends goes
+/// out in the same turn, with no task switch.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use heartline_async::{ClientBuilder, ClientEvent};
+///
+/// // An echo client: every text that arrives goes back at once.
+/// let client = heartline_async::smol::connect_with_handler(
+///     ClientBuilder::new("ws://127.0.0.1:9001"),
+///     |event, responder| {
+///         if let ClientEvent::Text(text) = event {
+///             let _ = responder.send_text(text.as_str());
+///         }
+///     },
+/// )?;
+/// client.send_text("hello")?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn connect_with_handler<F>(
+    builder: ClientBuilder,
+    handler: F,
+) -> Result<ClientHandle, BuildError>
+where
+    F: FnMut(crate::ClientEvent, &crate::Responder<'_>) + Send + 'static,
+{
+    let (handle, driver) = builder.build_handler(handler)?;
+    smol::spawn(driver.run()).detach();
+    Ok(handle)
+}

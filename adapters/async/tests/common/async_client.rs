@@ -40,12 +40,46 @@ pub fn async_std(url: &str, setup: Setup) -> Started {
     start_with(heartline_async::async_std::connect, url, setup)
 }
 
+/// A handler's events, forwarded over a channel; the channel ends when the driver
+/// drops the handler, after the last event.
+struct Handled(std::sync::mpsc::Receiver<heartline_async::ClientEvent>);
+
+impl EventSource for Handled {
+    fn next_before(&mut self, deadline: Instant) -> Next {
+        use std::sync::mpsc::RecvTimeoutError;
+        match self
+            .0
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(event) => Next::Event(event),
+            Err(RecvTimeoutError::Disconnected) => Next::Ended,
+            Err(RecvTimeoutError::Timeout) => Next::TimedOut,
+        }
+    }
+}
+
+/// A [`Start`] on smol with an event handler instead of the event stream.
+pub fn smol_handler(url: &str, setup: Setup) -> Started {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = heartline_async::smol::connect_with_handler(builder(url, setup), move |e, _| {
+        let _ = tx.send(e);
+    })
+    .expect("client starts");
+    (handle, Box::new(Handled(rx)))
+}
+
 /// Starts a client with `connect` (a runtime's helper).
 fn start_with(
     connect: fn(ClientBuilder) -> Result<(ClientHandle, ClientEvents), BuildError>,
     url: &str,
     setup: Setup,
 ) -> Started {
+    let (handle, events) = connect(builder(url, setup)).expect("client starts");
+    (handle, Box::new(Events(events)))
+}
+
+/// The builder a scenario asks for.
+fn builder(url: &str, setup: Setup) -> ClientBuilder {
     let mut builder = ClientBuilder::new(url).config(setup.config).seed(7);
     if let Some(f) = setup.on_connect {
         builder = builder.on_connect(f);
@@ -56,6 +90,5 @@ fn start_with(
     if let Some(timeout) = setup.write_timeout {
         builder = builder.write_timeout(timeout);
     }
-    let (handle, events) = connect(builder).expect("client starts");
-    (handle, Box::new(Events(events)))
+    builder
 }
