@@ -350,7 +350,14 @@ impl<C: Connector> Driver<C> {
     /// taken by the driver's next look at the core, which comes right after: those
     /// sends need not wake it.
     fn deliver(&self) {
+        self.deliver_with(&mut VecDeque::new());
+    }
+
+    /// Like [`Driver::deliver`], then hands `more` (leaving it empty) straight to the
+    /// handler, without the queue. Without a handler, `more` goes to the queue.
+    fn deliver_with(&self, more: &mut VecDeque<ClientEvent>) {
         let Some(handler) = &self.handler else {
+            self.events.push_all(more);
             return;
         };
         // A handler that panicked left its state as it was: call it again regardless.
@@ -359,6 +366,9 @@ impl<C: Connector> Driver<C> {
         self.nudge.hold();
         let responder = Responder { core: self.core() };
         while let Poll::Ready(Some(event)) = events.poll_recv(None) {
+            handler(event, &responder);
+        }
+        for event in more.drain(..) {
             handler(event, &responder);
         }
     }
@@ -514,7 +524,7 @@ impl<C: Connector> Driver<C> {
             self.core()
                 .event(Event::Disconnected(conn, error.as_deref()), &mut push);
         }
-        self.events.push_all(&mut scratch.events);
+        self.deliver_with(&mut scratch.events);
         replied
     }
 
