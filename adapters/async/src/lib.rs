@@ -16,6 +16,10 @@
 //! smol and async-std share, and the driver is the same generic loop over any
 //! `AsyncRead + AsyncWrite` stream (see [`Connector`]).
 //!
+//! Instead of the stream, an event handler can run on the driver's own task
+//! ([`ClientBuilder::build_with_handler`], `smol::connect_with_handler`): it answers
+//! through a [`Responder`] whose sends go out in the same turn, with no task switch.
+//!
 //! The handle, the events and the options are the same types as in
 //! `heartline-blocking` (both come from `heartline-tungstenite`), so code that handles
 //! events works with either client.
