@@ -746,9 +746,6 @@ impl EventLoop {
                     // Shutting down or full: the socket closes without more ado.
                     return self.drop_conn(slot.index);
                 };
-                // The application hears of the connection before any of its messages.
-                let sink = &self.events;
-                self.hub.dispatch(|e| drop(sink.send(e)));
                 let config = self.config.buffers.websocket_config(&self.config.core);
                 let mut io = io;
                 // Frames may have come with the request head, or since.

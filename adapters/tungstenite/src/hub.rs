@@ -367,8 +367,15 @@ impl<C: Channels> Hub<C> {
         }
     }
 
-    /// Handles one command; a delivered message goes to `events`.
-    pub fn handle(&mut self, now: Instant, command: Command<C>, events: impl FnOnce(ServerEvent)) {
+    /// Handles one command; a delivered message goes to `events`, after the notices the
+    /// core has not yet passed on (so `Opened` always comes before a client's messages,
+    /// however rarely the owner dispatches).
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        command: Command<C>,
+        mut events: impl FnMut(ServerEvent),
+    ) {
         match command {
             Command::Frame(conn, message) => {
                 let Some(frame) = wire::as_frame(&message) else {
@@ -376,6 +383,9 @@ impl<C: Channels> Hub<C> {
                 };
                 if self.core.handle_frame(now, conn, frame) == Disposition::Deliver {
                     if let Some(delivered) = wire::from_message(message) {
+                        while let Some(notice) = self.core.poll_notice() {
+                            events(ServerEvent::Notice(notice));
+                        }
                         let name = self.core.name(conn).map(Arc::from);
                         events(ServerEvent::Message {
                             conn,
