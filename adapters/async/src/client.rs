@@ -14,7 +14,7 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -361,7 +361,7 @@ impl<C: Connector> Driver<C> {
             return;
         };
         // A handler that panicked left its state as it was: call it again regardless.
-        let mut handler = handler.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut handler = heartline_tungstenite::lock(handler);
         let (events, handler) = &mut *handler;
         self.nudge.hold();
         let responder = Responder { core: self.core() };

@@ -8,15 +8,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use heartline_tungstenite::client::ClientEvent;
 
-/// Locks `m`; every holder leaves the data consistent, so a poisoned lock is usable.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use heartline_tungstenite::lock;
 
 /// The events between the driver and the application's [`EventReceiver`].
 #[derive(Default)]

@@ -42,7 +42,7 @@
 
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
@@ -285,8 +285,7 @@ struct State {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // The hub stays consistent even if a holder panicked: every call leaves it valid.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        heartline_tungstenite::lock(&self.state)
     }
 
     /// Runs `f` on the hub, then dispatches what it decided and wakes the driver if its

@@ -25,7 +25,7 @@ use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,7 @@ use tungstenite::{Message as WsMessage, WebSocket};
 
 use heartline_tungstenite::hub::{Channels, Command, Hub, Out, Outbox, Target, Verdict, Wait};
 pub use heartline_tungstenite::hub::{ClientInfo, ServerError, ServerEvent};
+use heartline_tungstenite::lock;
 use heartline_tungstenite::wire::{self, Head};
 pub use heartline_tungstenite::wire::{Buffers, HttpResponse};
 
@@ -280,11 +281,6 @@ impl Outbox for LoopOutbox {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Plain data that stays consistent even if a holder panicked.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A non-blocking socket that remembers when a read emptied it, so that tungstenite's
 /// next read says "would block" without a system call; a readiness event clears that.
 #[derive(Debug)]
@@ -385,12 +381,10 @@ enum Ended {
 struct Slab {
     entries: Vec<Option<Conn>>,
     free: Vec<usize>,
-    len: usize,
 }
 
 impl Slab {
     fn insert(&mut self, conn: Conn) -> usize {
-        self.len += 1;
         match self.free.pop() {
             Some(index) => {
                 self.entries[index] = Some(conn);
@@ -413,7 +407,6 @@ impl Slab {
     fn remove(&mut self, index: usize) -> Option<Conn> {
         let conn = self.entries.get_mut(index)?.take()?;
         self.free.push(index);
-        self.len -= 1;
         Some(conn)
     }
 }

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use heartline_core::{
@@ -367,9 +367,8 @@ impl SharedCore {
     /// Locks the core. Never held across IO or an `await`.
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, Client> {
-        // The core stays consistent even if a panic interrupted a caller: every method
-        // leaves it valid, so a poisoned lock is still usable.
-        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+        // Every method of the core leaves it valid, even one a panic interrupted.
+        crate::lock(&self.core)
     }
 
     /// The core's next deadline (`Some(None)`: none), or `None` when the driver is done:

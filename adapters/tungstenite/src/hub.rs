@@ -144,10 +144,7 @@ const MAILBOX_KEEP: usize = 8;
 
 impl Mailbox {
     fn state(&self) -> std::sync::MutexGuard<'_, MailState> {
-        // The lock guards plain data that stays consistent even if a holder panicked.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.state)
     }
 
     /// Queues `out` and wakes the connection; dropped once the mailbox is closed.

@@ -26,6 +26,14 @@ pub mod wire;
 
 /// The core this glue drives, for the client builder options macro.
 pub use heartline_core;
+
+/// Locks `mutex`, also when a holder panicked: every mutex in heartline guards data that
+/// each holder leaves consistent, so a poisoned lock is still usable.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 #[cfg(feature = "rustls")]
 pub use rustls;
 /// The tungstenite version every adapter shares.
