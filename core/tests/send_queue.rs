@@ -179,3 +179,29 @@ fn taking_all_actions_at_once_gives_them_in_order_and_empties_the_buffer() {
             .to_vec()
     );
 }
+
+#[test]
+fn send_now_hands_a_message_back_only_when_nothing_waits_ahead_of_it() {
+    let mut h = Harness::new(config());
+    let conn = h.expect_connect();
+    // Not open yet: queued like any send.
+    assert_eq!(h.client.send_now(conn, Message::from("early")), Ok(None));
+    h.event(Event::Connected(conn));
+    // The queued message is now a pending action: a new one waits behind it.
+    assert_eq!(h.client.send_now(conn, Message::from("second")), Ok(None));
+    assert_eq!(
+        sends(&h.actions()),
+        vec![Message::from("early"), Message::from("second")]
+    );
+    // Nothing pending: the caller writes it itself, and nothing is counted as buffered.
+    assert_eq!(
+        h.client.send_now(conn, Message::from("third")),
+        Ok(Some(Message::from("third")))
+    );
+    assert_eq!(h.client.buffered_amount(), 0);
+    assert!(h.actions().is_empty());
+    // For any other connection the message takes the usual way.
+    let stale = heartline_core::ConnId(conn.0 + 7);
+    assert_eq!(h.client.send_now(stale, Message::from("fourth")), Ok(None));
+    assert_eq!(sends(&h.actions()), vec![Message::from("fourth")]);
+}

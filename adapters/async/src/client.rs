@@ -8,6 +8,7 @@
 //! feeds the core everything that arrived, with that time.
 //! Every decision (when to ping, when the peer is dead, when to reconnect) is the core's.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -27,6 +28,7 @@ use heartline_core::{Action, CloseError, ConnId, Disposition, Event, Message, Se
 use heartline_tungstenite::client::{
     AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
 };
+use heartline_tungstenite::wire;
 
 use crate::handoff::{self, EventReceiver, EventSender, Nudge};
 use crate::tls::{self, MaybeTls};
@@ -188,6 +190,9 @@ type Handler = Box<dyn FnMut(ClientEvent, &Responder<'_>) + Send>;
 /// written in the same turn of the driver, without waking anyone.
 pub struct Responder<'a> {
     core: &'a SharedCore,
+    /// The open connection, when the handler runs right after a read: a message the
+    /// core lets through is written to it at once, not queued as an action.
+    direct: Option<RefCell<&'a mut dyn DirectWrite>>,
 }
 
 impl fmt::Debug for Responder<'_> {
@@ -199,8 +204,25 @@ impl fmt::Debug for Responder<'_> {
 impl Responder<'_> {
     /// Sends a message, as [`ClientHandle::send`] does.
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        // The driver takes the core's actions right after the handler returns.
-        self.core.lock().send_untimed(message.into())
+        let message = message.into();
+        let Some(direct) = &self.direct else {
+            // The driver takes the core's actions right after the handler returns.
+            return self.core.lock().send_untimed(message);
+        };
+        let mut direct = direct.borrow_mut();
+        let Some(conn) = direct.conn() else {
+            return self.core.lock().send_untimed(message);
+        };
+        // The core decides; the write itself happens outside its lock.
+        let Some(message) = self.core.lock().send_now(conn, message)? else {
+            return Ok(());
+        };
+        match direct.write(message) {
+            Ok(()) => Ok(()),
+            // The socket's buffer is full: queue it (first in line, as nothing was
+            // pending) for the driver to write once the socket takes more.
+            Err(message) => self.core.lock().send_untimed(message),
+        }
     }
 
     /// Sends a text message.
@@ -216,6 +238,49 @@ impl Responder<'_> {
     /// Closes for good, as [`ClientHandle::close`] does.
     pub fn close(&self, code: u16, reason: &str) -> Result<(), CloseError> {
         self.core.lock().close(Instant::now(), code, reason)
+    }
+}
+
+/// The open connection as a [`Responder`] writes to it directly.
+trait DirectWrite {
+    /// The connection, while it can still be written to.
+    fn conn(&self) -> Option<ConnId>;
+    /// Writes `message` into the WebSocket's buffer (flushed by the driver after the
+    /// handler returns), or gives it back if the buffer is full. A failed write ends
+    /// direct writing; the driver reports the failure.
+    fn write(&mut self, message: Message) -> Result<(), Message>;
+}
+
+/// [`DirectWrite`] over the driver's open stream, within one poll of the driver.
+struct DirectSink<'a, 'b, S> {
+    ws: &'a mut S,
+    cx: &'a mut Context<'b>,
+    conn: ConnId,
+    /// Something was written and needs a flush.
+    wrote: bool,
+    /// The write failed, with the error if it is worth reporting.
+    failed: Option<Option<String>>,
+}
+
+impl<S> DirectWrite for DirectSink<'_, '_, S>
+where
+    S: Sink<tungstenite::Message, Error = tungstenite::Error> + Unpin,
+{
+    fn conn(&self) -> Option<ConnId> {
+        self.failed.is_none().then_some(self.conn)
+    }
+
+    fn write(&mut self, message: Message) -> Result<(), Message> {
+        let result = match Pin::new(&mut *self.ws).poll_ready(self.cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut *self.ws).start_send(wire::to_message(message)),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => return Err(message),
+        };
+        match written(result) {
+            Ok(()) => self.wrote = true,
+            Err(error) => self.failed = Some(error),
+        }
+        Ok(())
     }
 }
 
@@ -350,12 +415,17 @@ impl<C: Connector> Driver<C> {
     /// taken by the driver's next look at the core, which comes right after: those
     /// sends need not wake it.
     fn deliver(&self) {
-        self.deliver_with(&mut VecDeque::new());
+        self.deliver_with(&mut VecDeque::new(), None);
     }
 
     /// Like [`Driver::deliver`], then hands `more` (leaving it empty) straight to the
-    /// handler, without the queue. Without a handler, `more` goes to the queue.
-    fn deliver_with(&self, more: &mut VecDeque<ClientEvent>) {
+    /// handler, without the queue. Without a handler, `more` goes to the queue. With
+    /// `direct`, the handler's sends are written to the open connection at once.
+    fn deliver_with<'s>(
+        &'s self,
+        more: &mut VecDeque<ClientEvent>,
+        direct: Option<&'s mut (dyn DirectWrite + 's)>,
+    ) {
         let Some(handler) = &self.handler else {
             self.events.push_all(more);
             return;
@@ -364,12 +434,44 @@ impl<C: Connector> Driver<C> {
         let mut handler = heartline_tungstenite::lock(handler);
         let (events, handler) = &mut *handler;
         self.nudge.hold();
-        let responder = Responder { core: self.core() };
+        let responder = Responder {
+            core: self.core(),
+            direct: direct.map(RefCell::new),
+        };
         while let Poll::Ready(Some(event)) = events.poll_recv(None) {
             handler(event, &responder);
         }
         for event in more.drain(..) {
             handler(event, &responder);
+        }
+    }
+
+    /// Passes on the events of a read. A handler's answers are written to the open
+    /// connection as it sends them; `true` if any was, so a flush is due.
+    async fn deliver_read(&self, link: &mut Link<C>, events: &mut VecDeque<ClientEvent>) -> bool {
+        let (Some(_), Link::Open { conn, ws }) = (&self.handler, &mut *link) else {
+            self.deliver_with(events, None);
+            return false;
+        };
+        let conn = *conn;
+        let (wrote, failed) = future::poll_fn(|cx| {
+            let mut sink = DirectSink {
+                ws: &mut *ws,
+                cx,
+                conn,
+                wrote: false,
+                failed: None,
+            };
+            self.deliver_with(events, Some(&mut sink));
+            Poll::Ready((sink.wrote, sink.failed))
+        })
+        .await;
+        match failed {
+            Some(error) => {
+                self.write_failed(link, conn, error);
+                false
+            }
+            None => wrote,
         }
     }
 
@@ -524,8 +626,7 @@ impl<C: Connector> Driver<C> {
             self.core()
                 .event(Event::Disconnected(conn, error.as_deref()), &mut push);
         }
-        self.deliver_with(&mut scratch.events);
-        replied
+        replied | self.deliver_read(link, &mut scratch.events).await
     }
 
     /// Executes every action the core has. Messages are written into tungstenite's
@@ -710,3 +811,162 @@ struct Scratch {
 /// Most messages taken from the socket in one turn of the driver's loop without
 /// waiting; bounds how long actions (and the handles' sends) wait behind a flood.
 const READ_BATCH: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heartline_tungstenite::client::Options;
+
+    /// A sink that takes `room` messages, then reports a full buffer (or, with
+    /// `fail`, a broken connection).
+    struct FakeSink {
+        written: Vec<tungstenite::Message>,
+        room: usize,
+        fail: bool,
+    }
+
+    impl Sink<tungstenite::Message> for FakeSink {
+        type Error = tungstenite::Error;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            if self.fail {
+                Poll::Ready(Err(tungstenite::Error::Io(
+                    io::ErrorKind::BrokenPipe.into(),
+                )))
+            } else if self.written.len() < self.room {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        }
+
+        fn start_send(
+            mut self: Pin<&mut Self>,
+            item: tungstenite::Message,
+        ) -> Result<(), Self::Error> {
+            self.written.push(item);
+            Ok(())
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A core with an open connection, and that connection.
+    fn open_core() -> (ClientHandle, Prepared, ConnId) {
+        let (handle, prepared) = Options::new("ws://127.0.0.1:9/")
+            .prepare(|| {})
+            .expect("valid options");
+        let mut actions = VecDeque::new();
+        prepared
+            .core
+            .take_actions(Some(Instant::now()), true, &mut actions, |_| {});
+        let Some(Action::Connect { conn, .. }) = actions.pop_front() else {
+            panic!("the client connects first: {actions:?}");
+        };
+        prepared.core.event(Event::Connected(conn), |_| {});
+        (handle, prepared, conn)
+    }
+
+    /// Sends `0..count` as text through a responder writing to `sink`; returns the
+    /// sink's report and the core's queued sends.
+    fn send_through(
+        sink: &mut FakeSink,
+        count: usize,
+    ) -> (bool, Option<Option<String>>, Vec<String>) {
+        let (_handle, prepared, conn) = open_core();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut direct = DirectSink {
+            ws: sink,
+            cx: &mut cx,
+            conn,
+            wrote: false,
+            failed: None,
+        };
+        {
+            let responder = Responder {
+                core: &prepared.core,
+                direct: Some(RefCell::new(&mut direct)),
+            };
+            for i in 0..count {
+                responder.send_text(i.to_string()).expect("accepted");
+            }
+        }
+        let mut actions = VecDeque::new();
+        prepared
+            .core
+            .take_actions(None, false, &mut actions, |_| {});
+        let queued = actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    message: Message::Text(t),
+                    ..
+                } => Some(t),
+                _ => None,
+            })
+            .collect();
+        (direct.wrote, direct.failed, queued)
+    }
+
+    fn texts(written: &[tungstenite::Message]) -> Vec<String> {
+        written
+            .iter()
+            .map(|m| m.to_text().expect("text").to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn an_open_connection_takes_the_handlers_sends_at_once() {
+        let mut sink = FakeSink {
+            written: Vec::new(),
+            room: usize::MAX,
+            fail: false,
+        };
+        let (wrote, failed, queued) = send_through(&mut sink, 5);
+        assert!(wrote && failed.is_none());
+        assert_eq!(texts(&sink.written), ["0", "1", "2", "3", "4"]);
+        assert!(queued.is_empty(), "nothing left for the driver: {queued:?}");
+    }
+
+    #[test]
+    fn a_full_socket_queues_the_rest_in_order() {
+        let mut sink = FakeSink {
+            written: Vec::new(),
+            room: 2,
+            fail: false,
+        };
+        let (wrote, failed, queued) = send_through(&mut sink, 5);
+        assert!(wrote && failed.is_none());
+        assert_eq!(texts(&sink.written), ["0", "1"]);
+        assert_eq!(
+            queued,
+            ["2", "3", "4"],
+            "the driver writes these next, in order"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_and_later_sends_wait_in_the_core() {
+        let mut sink = FakeSink {
+            written: Vec::new(),
+            room: usize::MAX,
+            fail: true,
+        };
+        let (wrote, failed, queued) = send_through(&mut sink, 3);
+        assert!(!wrote);
+        assert!(
+            matches!(&failed, Some(Some(e)) if e.contains("Broken pipe") || e.contains("broken pipe")),
+            "{failed:?}"
+        );
+        // The first message went down with the connection, as a failed write of a
+        // taken action does; the driver reports the loss to the core.
+        assert_eq!(queued, ["1", "2"]);
+    }
+}

@@ -510,6 +510,25 @@ impl Client {
         }
     }
 
+    /// [`Client::send_untimed`] for a driver that can write to `conn` at once: when
+    /// `conn` is the open connection and no action is pending, the message comes back
+    /// (`Ok(Some)`) for the caller to write now, exactly as if it had been queued as an
+    /// [`Action::Send`] and taken straight away. Otherwise it is queued as usual
+    /// (`Ok(None)`), behind whatever is pending, so the order of messages never changes.
+    #[inline]
+    pub fn send_now(
+        &mut self,
+        conn: ConnId,
+        message: Message,
+    ) -> Result<Option<Message>, SendError> {
+        if self.actions.is_empty()
+            && matches!(self.phase, Phase::Open { conn: open } if open == conn)
+        {
+            return Ok(Some(message));
+        }
+        self.send_untimed(message).map(|()| None)
+    }
+
     /// Closes for good: no reconnect afterwards, timers cleared. From an open connection
     /// this starts the close handshake with `code` and `reason`.
     pub fn close(&mut self, now: Instant, code: u16, reason: &str) -> Result<(), CloseError> {
