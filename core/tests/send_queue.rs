@@ -205,3 +205,151 @@ fn send_now_hands_a_message_back_only_when_nothing_waits_ahead_of_it() {
     assert_eq!(h.client.send_now(stale, Message::from("fourth")), Ok(None));
     assert_eq!(sends(&h.actions()), vec![Message::from("fourth")]);
 }
+
+/// Opens a connection, sends `sent` while it is open without the driver taking them,
+/// and returns the connection.
+fn open_with_pending(h: &mut Harness, sent: &[&str]) -> heartline_core::ConnId {
+    let conn = h.open();
+    h.actions();
+    h.notices();
+    for m in sent {
+        h.client.send(h.now, Message::from(*m)).unwrap();
+    }
+    conn
+}
+
+/// Runs the next reconnect and opens it; returns the messages it sends first.
+fn reconnect_and_take_sends(h: &mut Harness) -> Vec<Message> {
+    h.fire_next();
+    let next = h.expect_connect();
+    h.event(Event::Connected(next));
+    sends(&h.actions())
+}
+
+#[test]
+fn sends_the_driver_never_took_survive_a_lost_connection_in_order() {
+    let mut h = Harness::new(config());
+    let conn = open_with_pending(&mut h, &["one", "two"]);
+    h.event(Event::Disconnected(conn, Some("reset")));
+    assert_eq!(h.client.queued_messages(), 2);
+    assert_eq!(h.client.buffered_amount(), 6);
+    h.client.send(h.now, Message::from("three")).unwrap();
+    assert_eq!(
+        reconnect_and_take_sends(&mut h),
+        vec![
+            Message::from("one"),
+            Message::from("two"),
+            Message::from("three")
+        ]
+    );
+}
+
+#[test]
+fn sends_pending_at_a_heartbeat_timeout_wait_for_the_next_connection() {
+    let mut h = Harness::new(config());
+    open_with_pending(&mut h, &[]);
+    // The ping goes out; the pong never comes.
+    h.fire_next();
+    h.actions();
+    h.client.send(h.now, Message::from("late")).unwrap();
+    h.fire_next();
+    assert!(h
+        .notices()
+        .iter()
+        .any(|n| matches!(n, Notice::HeartbeatMissed { .. })));
+    assert!(
+        sends(&h.actions()).is_empty(),
+        "nothing is written to the dead connection"
+    );
+    assert_eq!(
+        reconnect_and_take_sends(&mut h),
+        vec![Message::from("late")]
+    );
+}
+
+#[test]
+fn pending_sends_beyond_the_queue_bounds_are_reported_not_lost_silently() {
+    let mut c = config();
+    c.queue.max_messages = 2;
+    let mut h = Harness::new(c);
+    let conn = open_with_pending(&mut h, &["a", "b", "c"]);
+    h.event(Event::Disconnected(conn, None));
+    assert!(h.notices().contains(&Notice::Dropped {
+        messages: 1,
+        bytes: 1,
+        cause: DropCause::Overflow
+    }));
+    assert_eq!(
+        reconnect_and_take_sends(&mut h),
+        vec![Message::from("a"), Message::from("b")]
+    );
+}
+
+#[test]
+fn a_local_close_still_writes_pending_sends_before_the_close_frame() {
+    let mut h = Harness::new(config());
+    let conn = open_with_pending(&mut h, &["last words"]);
+    h.client.close(h.now, 1000, "bye").unwrap();
+    let actions = h.actions();
+    assert_eq!(
+        actions,
+        vec![
+            Action::Send {
+                conn,
+                message: Message::from("last words")
+            },
+            Action::Close {
+                conn,
+                code: 1000,
+                reason: "bye".to_owned()
+            }
+        ]
+    );
+}
+
+#[test]
+fn messages_a_driver_could_not_write_go_back_ahead_of_the_pending_ones() {
+    let mut h = Harness::new(config());
+    let conn = open_with_pending(&mut h, &["one", "two"]);
+    // The driver takes both, fails writing "one", gives "two" back; meanwhile the
+    // application sent "three".
+    h.actions();
+    h.client.send(h.now, Message::from("three")).unwrap();
+    h.client.unsent(conn, vec![Message::from("two")]);
+    assert_eq!(h.client.buffered_amount(), 8);
+    h.event(Event::Disconnected(conn, Some("broken pipe")));
+    assert_eq!(
+        reconnect_and_take_sends(&mut h),
+        vec![Message::from("two"), Message::from("three")]
+    );
+}
+
+#[test]
+fn messages_given_back_after_the_end_go_to_the_front_of_the_queue() {
+    let mut h = Harness::new(config());
+    let conn = open_with_pending(&mut h, &["two"]);
+    h.event(Event::Disconnected(conn, None));
+    h.client.unsent(conn, vec![Message::from("one")]);
+    assert_eq!(
+        reconnect_and_take_sends(&mut h),
+        vec![Message::from("one"), Message::from("two")]
+    );
+}
+
+#[test]
+fn messages_given_back_after_closing_for_good_are_reported_dropped() {
+    let mut h = Harness::new(config());
+    let conn = h.open();
+    h.client.close(h.now, 1000, "").unwrap();
+    h.event(Event::Disconnected(conn, None));
+    h.notices();
+    h.client.unsent(conn, vec![Message::from("gone")]);
+    assert_eq!(
+        h.notices(),
+        vec![Notice::Dropped {
+            messages: 1,
+            bytes: 4,
+            cause: DropCause::Closed
+        }]
+    );
+}

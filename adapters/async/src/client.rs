@@ -667,7 +667,10 @@ impl<C: Connector> Driver<C> {
                 };
                 match self.bounded(ws.feed(message), conn).await {
                     Ok(()) => unflushed = Some(conn),
-                    Err(error) => self.write_failed(link, conn, error),
+                    Err(error) => {
+                        self.core().give_back(conn, actions);
+                        self.write_failed(link, conn, error);
+                    }
                 }
             }
             self.flush(link, unflushed).await;
@@ -732,7 +735,10 @@ impl<C: Connector> Driver<C> {
                     };
                     match written(result) {
                         Ok(()) => *unflushed = Some(conn),
-                        Err(error) => self.write_failed(link, conn, error),
+                        Err(error) => {
+                            self.core().give_back(conn, actions);
+                            self.write_failed(link, conn, error);
+                        }
                     }
                 }
                 Step::Nothing => {}

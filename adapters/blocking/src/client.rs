@@ -248,7 +248,13 @@ impl Driver {
                     break;
                 }
                 while let Some(action) = actions.pop_front() {
+                    let open = link.as_ref().map(|l| l.conn);
                     unflushed |= self.execute(self.prepared.step(action), &mut link);
+                    // A failed write ended the connection: what is left for it waits
+                    // for the next one.
+                    if let (Some(conn), None) = (open, &link) {
+                        self.core().give_back(conn, &mut actions);
+                    }
                 }
             }
             if unflushed {

@@ -314,7 +314,10 @@ impl Default for ReconnectConfig {
     }
 }
 
-/// Bounds of the queue that holds messages sent while the connection is not open.
+/// Bounds of the queue that holds messages sent while the connection is not open. It
+/// also takes back the messages a lost connection never got to write (sent while it
+/// was open, not yet handed to the WebSocket library), ahead of the rest: they go out
+/// on the next connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueConfig {
     /// Most messages held. Default 1024. `0` disables queueing: sends while

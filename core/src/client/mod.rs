@@ -529,6 +529,37 @@ impl Client {
         self.send_untimed(message).map(|()| None)
     }
 
+    /// Gives back the messages of [`Action::Send`]s for `conn` that the driver took but
+    /// did not write, because a write before them failed; in their original order.
+    /// Call it before reporting the end with [`Event::Disconnected`]: like the sends
+    /// still pending, they then wait for the next connection. Given back later, they
+    /// go to the front of the send queue.
+    pub fn unsent(&mut self, conn: ConnId, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        let live = matches!(
+            self.phase,
+            Phase::Open { conn: c } | Phase::Closing { conn: c, .. } if c == conn
+        );
+        if matches!(self.phase, Phase::Closed { .. }) {
+            self.notices.push_back(Notice::Dropped {
+                messages: messages.len(),
+                bytes: messages.iter().map(Message::len).sum(),
+                cause: DropCause::Closed,
+            });
+            return;
+        }
+        if !live {
+            self.requeue_front(messages);
+            return;
+        }
+        for message in messages.into_iter().rev() {
+            self.action_bytes += message.len();
+            self.actions.push_front(Action::Send { conn, message });
+        }
+    }
+
     /// Closes for good: no reconnect afterwards, timers cleared. From an open connection
     /// this starts the close handshake with `code` and `reason`.
     pub fn close(&mut self, now: Instant, code: u16, reason: &str) -> Result<(), CloseError> {
@@ -818,6 +849,7 @@ impl Client {
                     reason: error.unwrap_or("connection lost").to_owned(),
                     by: Initiator::Transport,
                 });
+                self.requeue_pending(conn);
                 self.after_disconnect(now, Next::Retry(None));
             }
             Phase::Closing { .. } => self.finish_close(now),
@@ -867,6 +899,7 @@ impl Client {
                     reason: "heartbeat timeout".to_owned(),
                     by: Initiator::Local,
                 });
+                self.requeue_pending(conn);
                 self.after_disconnect(now, Next::Retry(None));
             }
             (Timer::Stable, Phase::Open { .. }) => self.failures = 0,
@@ -934,6 +967,7 @@ impl Client {
             reason,
             by,
         });
+        self.requeue_pending(conn);
         self.after_disconnect(now, next);
     }
 
@@ -1002,6 +1036,51 @@ impl Client {
             });
             self.queue.clear();
             self.queue_bytes = 0;
+        }
+    }
+
+    /// The connection `conn` is gone: its sends still pending were never handed to it,
+    /// so they go back to the send queue, ahead of anything queued since, for the next
+    /// connection.
+    fn requeue_pending(&mut self, conn: ConnId) {
+        let pending = |a: &Action| matches!(a, Action::Send { conn: c, .. } if *c == conn);
+        if !self.actions.iter().any(pending) {
+            return;
+        }
+        let mut unsent = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.actions.len());
+        for action in self.actions.drain(..) {
+            match action {
+                Action::Send { conn: c, message } if c == conn => {
+                    self.action_bytes -= message.len();
+                    unsent.push(message);
+                }
+                other => kept.push_back(other),
+            }
+        }
+        self.actions = kept;
+        self.requeue_front(unsent);
+    }
+
+    /// Puts `unsent` (in order) at the front of the send queue. The queue's bounds and
+    /// overflow policy apply as if everything had been sent again in that order;
+    /// what no longer fits is reported in one [`Notice::Dropped`], never lost silently.
+    fn requeue_front(&mut self, unsent: impl IntoIterator<Item = Message>) {
+        let later = std::mem::take(&mut self.queue);
+        self.queue_bytes = 0;
+        let (mut messages, mut bytes) = (0, 0);
+        for message in unsent.into_iter().chain(later) {
+            if let Err(refused) = self.enqueue(message) {
+                messages += 1;
+                bytes += refused.message.len();
+            }
+        }
+        if messages > 0 {
+            self.notices.push_back(Notice::Dropped {
+                messages,
+                bytes,
+                cause: DropCause::Overflow,
+            });
         }
     }
 
