@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Side by side: heartline's `server` example on each runtime, and the Node `ws`
-# server with the isAlive heartbeat, each under the same load (see
-# benches/src/bin/load.rs). Prints every run's figures, then one result line each.
+# Side by side: heartline's `server` example on each runtime, the ping floor (a
+# program that only writes a Ping and reads the answer: what the kernel charges any
+# server), and the Node `ws` server with the isAlive heartbeat, each under the same
+# load (see benches/src/bin/load.rs). Prints every run's figures, then one result line
+# each.
 #
 #   benches/load.sh [load options...]      e.g. benches/load.sh --clients 10000 --window-s 30
 #   RUNTIMES="smol blocking" benches/load.sh
@@ -24,6 +26,7 @@ run() {
 for runtime in ${RUNTIMES-smol async-std blocking}; do
     run --server heartline --runtime "$runtime" "$@"
 done
+run --server floor "$@"
 run --server node "$@"
 
 echo

@@ -2,7 +2,7 @@
 //! server's memory per connection and CPU seconds over a steady window.
 //!
 //! ```text
-//! load [--server heartline|node] [--runtime smol|async-std|blocking] [--clients 10000]
+//! load [--server heartline|node|floor] [--runtime smol|async-std|blocking] [--clients 10000]
 //!      [--ping-interval-ms 1000] [--window-s 30] [--settle-s 5] [--batch 250]
 //!      [--server-bin PATH] [--clients-bin PATH] [--node-script PATH]
 //! ```
@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 
 use heartline_benches::load::{count, flag_pairs, number, raise_fd_limit, ProcSample};
 
-const USAGE: &str = "usage: load [--server heartline|node] [--runtime smol|async-std|blocking] \
+const USAGE: &str =
+    "usage: load [--server heartline|node|floor] [--runtime smol|async-std|blocking] \
 [--clients 10000] [--ping-interval-ms 1000] [--window-s 30] [--settle-s 5] [--batch 250] \
 [--server-bin PATH] [--clients-bin PATH] [--node-script PATH]";
 
@@ -45,6 +46,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(600);
 enum ServerKind {
     Heartline,
     Node,
+    /// `ping_floor`: one write and one read per ping and nothing else.
+    Floor,
 }
 
 struct Args {
@@ -87,7 +90,12 @@ fn parse_args() -> Result<Args, String> {
                 args.server = match value.as_str() {
                     "heartline" => ServerKind::Heartline,
                     "node" => ServerKind::Node,
-                    _ => return Err(format!("--server is heartline or node, not {value:?}")),
+                    "floor" => ServerKind::Floor,
+                    _ => {
+                        return Err(format!(
+                            "--server is heartline, node or floor, not {value:?}"
+                        ))
+                    }
                 }
             }
             "--runtime" => args.runtime = value,
@@ -201,6 +209,12 @@ fn start_server(args: &Args) -> Result<(Process, String, ServerLog), String> {
                 ])
                 .args(["--ping-interval-ms", &interval]),
         )?,
+        ServerKind::Floor => Process::spawn(
+            "ping floor",
+            Command::new(sibling("ping_floor"))
+                .args(["--listen", "127.0.0.1:0"])
+                .args(["--ping-interval-ms", &interval]),
+        )?,
         ServerKind::Node => Process::spawn(
             "node server",
             Command::new("node")
@@ -264,6 +278,7 @@ fn measure(
     let label = match args.server {
         ServerKind::Heartline => format!("heartline ({})", args.runtime),
         ServerKind::Node => "node ws (isAlive)".to_owned(),
+        ServerKind::Floor => "ping floor (one write, one read)".to_owned(),
     };
     eprintln!(
         "load: {label} on {addr}, pid {}, fd limit {fd_limit}, baseline RSS {} KiB; connecting {} clients",
