@@ -240,7 +240,20 @@ impl Driver {
             // Execute every action the core has for us: messages go into tungstenite's
             // buffer one after the other and are flushed once at the end.
             let mut unflushed = false;
-            loop {
+            // While the socket takes no more, new messages wait in the core (counted in
+            // `buffered_amount`, given back to the queue if the connection is lost)
+            // instead of piling up in tungstenite's buffer; the write timeout bounds
+            // the wait. A connection the core has given up on meanwhile is dropped.
+            if let Some(open) = link.as_ref().filter(|l| l.stalled.is_some()) {
+                if self.core().lock().current_conn() != Some(open.conn) {
+                    self.close_link(&mut link);
+                }
+            }
+            let stalled = |link: &Option<Link>| link.as_ref().is_some_and(|l| l.stalled.is_some());
+            if stalled(&link) {
+                self.core().pass_notices(self.notify());
+            }
+            while !stalled(&link) {
                 let idle = link.is_none();
                 self.core()
                     .take_actions(None, idle, &mut actions, self.notify());

@@ -422,6 +422,11 @@ impl SharedCore {
         }
     }
 
+    /// Passes on the notices the core has, and nothing else.
+    pub fn pass_notices(&self, notify: impl FnMut(ClientEvent)) {
+        drain(&mut self.lock(), notify);
+    }
+
     /// After a write to `conn` failed: hands the core back the messages among the taken
     /// `actions` that will now not be written, so they wait for the next connection
     /// ([`Client::unsent`]). The other actions stay.
