@@ -69,7 +69,9 @@ fn connect(addr: SocketAddr, name: &str, timeout: Duration) -> Option<WebSocket<
 
 /// Sends `text` and waits (bounded) for its echo.
 fn echoes(ws: &mut WebSocket<TcpStream>, text: &str) -> bool {
-    if ws.send(Message::text(text)).is_err() {
+    if ws.get_ref().set_read_timeout(Some(PATIENCE)).is_err()
+        || ws.send(Message::text(text)).is_err()
+    {
         return false;
     }
     let deadline = Instant::now() + PATIENCE;
