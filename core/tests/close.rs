@@ -144,3 +144,22 @@ fn close_twice_is_harmless() {
     h.client.close(h.now, 1000, "").unwrap();
     assert_eq!(h.actions().len(), 1);
 }
+
+#[test]
+fn a_heartbeat_the_driver_has_not_taken_is_dropped_by_close() {
+    let mut h = Harness::new(config());
+    let conn = h.open();
+    h.actions();
+    // The ping comes due, and the application closes before the driver looks.
+    assert_eq!(h.fire_next(), ms(1000), "the ping's deadline");
+    h.client.close(h.now, 1000, "bye").unwrap();
+    assert_eq!(
+        h.actions(),
+        vec![Action::Close {
+            conn,
+            code: 1000,
+            reason: "bye".into()
+        }],
+        "no Ping ahead of the Close"
+    );
+}

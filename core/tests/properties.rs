@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use heartline_core::{
     Action, AppHeartbeat, Backoff, Client, ClientConfig, ConnId, ConnectError, Event, Frame,
-    HeartbeatKind, Jitter, Message, Notice,
+    HeartbeatKind, Jitter, Message, Notice, ReadyState,
 };
 use proptest::prelude::*;
 
@@ -48,6 +48,18 @@ enum Op {
     Send(u8),
     Close,
     ReconnectNow,
+    /// A write to the open connection stalls (the driver stops taking actions until it
+    /// goes through or the core gives the connection up), or goes through.
+    Stall(bool),
+    /// The driver takes what is pending, its first write to the open connection fails:
+    /// that message is lost with the connection, the rest of the batch is given back.
+    FailWrite,
+    /// On an open connection: a write stalls, the application sends `sends` messages
+    /// meanwhile, then the connection is lost (a failed write if `fail_write`).
+    StalledThenLost {
+        sends: u8,
+        fail_write: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -68,6 +80,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<u8>().prop_map(Op::Send),
         1 => Just(Op::Close),
         1 => Just(Op::ReconnectNow),
+        2 => any::<bool>().prop_map(Op::Stall),
+        2 => Just(Op::FailWrite),
+        2 => (0u8..6, any::<bool>()).prop_map(|(sends, fail_write)| Op::StalledThenLost { sends, fail_write }),
     ]
 }
 
@@ -112,6 +127,34 @@ struct World {
     live: HashSet<ConnId>,
     last_ping: Option<Vec<u8>>,
     closed_by_app: bool,
+    /// The connection whose write is stalled: the driver takes no actions (notices
+    /// still flow) until the write goes through or the core gives the connection up.
+    stalled: Option<ConnId>,
+    /// Messages the client accepted, handed to a connection, and reported dropped.
+    accepted: usize,
+    handed: usize,
+    dropped: usize,
+}
+
+/// The driver takes what is pending for `c`; the first write fails and is lost with the
+/// connection; the rest of the batch goes back to the core; the end is reported.
+fn fail_write_on(client: &mut Client, world: &mut World, c: ConnId, now: Instant) {
+    let mut taken = std::collections::VecDeque::new();
+    client.take_actions(&mut taken);
+    let mut unsent: Vec<Message> = taken
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Send { conn, message } if conn == c => Some(message),
+            _ => None,
+        })
+        .collect();
+    if !unsent.is_empty() {
+        unsent.remove(0);
+        world.handed += 1;
+    }
+    client.unsent(c, unsent);
+    client.handle_event(now, Event::Disconnected(c, Some("broken pipe")));
+    world.live.remove(&c);
 }
 
 proptest! {
@@ -127,7 +170,10 @@ proptest! {
         let mut issued: Vec<ConnId> = Vec::new();
 
         let drain = |client: &mut Client, world: &mut World, issued: &mut Vec<ConnId>| -> Result<(), TestCaseError> {
-            while let Some(action) = client.poll_action() {
+            if world.stalled.is_some() && world.stalled != client.current_conn() {
+                world.stalled = None;
+            }
+            while let Some(action) = if world.stalled.is_some() { None } else { client.poll_action() } {
                 match action {
                     Action::Connect { conn, attempt, .. } => {
                         prop_assert!(!world.closed_by_app, "connect after close()");
@@ -147,11 +193,15 @@ proptest! {
                     Action::SendHeartbeat { .. } => prop_assert!(!world.closed_by_app),
                     Action::Send { conn, .. } => {
                         prop_assert!(world.live.contains(&conn), "send on a connection that is gone");
+                        world.handed += 1;
                     }
                     Action::Close { .. } => {}
                 }
             }
             while let Some(notice) = client.poll_notice() {
+                if let Notice::Dropped { messages, .. } = notice {
+                    world.dropped += messages;
+                }
                 if let Notice::ReconnectScheduled { attempt, delay } = notice {
                     prop_assert!(attempt >= 1);
                     let capped = rc.backoff.delay(attempt);
@@ -170,7 +220,8 @@ proptest! {
                 if old {
                     issued.iter().rev().nth(1).copied()
                 } else {
-                    client.current_conn()
+                    // A driver reports only on connections it started.
+                    client.current_conn().filter(|c| issued.contains(c))
                 }
             };
             match op {
@@ -219,17 +270,47 @@ proptest! {
                     if world.closed_by_app {
                         prop_assert!(r.is_err(), "send accepted after close()");
                     }
+                    world.accepted += usize::from(r.is_ok());
                 }
                 Op::Close => {
                     client.close(now, 1000, "").unwrap();
                     world.closed_by_app = true;
                 }
                 Op::ReconnectNow => client.reconnect_now(now),
+                Op::Stall(on) => {
+                    world.stalled = client
+                        .current_conn()
+                        .filter(|c| on && client.state() == ReadyState::Open && world.live.contains(c));
+                }
+                Op::StalledThenLost { sends, fail_write } => {
+                    let open = client.current_conn().filter(|c| {
+                        client.state() == ReadyState::Open && world.live.contains(c)
+                    });
+                    if let Some(c) = open {
+                        world.stalled = Some(c);
+                        for n in 0..sends {
+                            let r = client.send(now, Message::Binary(vec![n; usize::from(n)]));
+                            world.accepted += usize::from(r.is_ok());
+                        }
+                        if fail_write {
+                            fail_write_on(&mut client, &mut world, c, now);
+                        } else {
+                            client.handle_event(now, Event::Disconnected(c, None));
+                            world.live.remove(&c);
+                        }
+                    }
+                }
+                Op::FailWrite => if let Some(c) = client.current_conn().filter(|c| world.live.contains(c)) {
+                    fail_write_on(&mut client, &mut world, c, now);
+                },
             }
             drain(&mut client, &mut world, &mut issued)?;
-            prop_assert!(client.current_conn().is_none_or(|c| Some(&c) == issued.last()));
+            if world.stalled.is_none() {
+                prop_assert!(client.current_conn().is_none_or(|c| Some(&c) == issued.last()));
+            }
         }
         // Whatever happened, after close() the client winds down within the close timeout.
+        world.stalled = None;
         client.close(now, 1000, "").unwrap();
         world.closed_by_app = true;
         drain(&mut client, &mut world, &mut issued)?;
@@ -238,5 +319,8 @@ proptest! {
         drain(&mut client, &mut world, &mut issued)?;
         prop_assert!(client.is_closed());
         prop_assert_eq!(client.poll_timeout(), None);
+        // No message is lost silently: each one accepted went to a connection or was
+        // reported dropped.
+        prop_assert_eq!(world.accepted, world.handed + world.dropped, "accepted = handed + dropped");
     }
 }

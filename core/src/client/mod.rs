@@ -919,6 +919,10 @@ impl Client {
         after: AfterClose,
     ) {
         self.leave_open(now);
+        // A heartbeat not yet taken is moot once the close handshake starts.
+        self.actions.retain(|a| {
+            !matches!(a, Action::SendPing { conn: c, .. } | Action::SendHeartbeat { conn: c } if *c == conn)
+        });
         if by == Initiator::Local {
             self.actions.push_back(Action::Close {
                 conn,
