@@ -46,6 +46,60 @@ pub use heartline_tungstenite::wire::{Buffers, HttpResponse};
 /// server answer (404 for a path it does not serve). It runs on the server's thread.
 pub type HttpHandler = Arc<dyn Fn(&Request) -> Option<HttpResponse> + Send + Sync>;
 
+/// An application's event handler, called on the server's thread (see
+/// [`Server::start_with_handler`]).
+type EventHandler = Box<dyn FnMut(ServerEvent, &mut Responder<'_>) + Send>;
+
+/// What an event handler may do on the server's thread: what a [`ServerHandle`] does,
+/// at once and without waiting for an answer from another thread.
+pub struct Responder<'a> {
+    hub: &'a mut Hub<LoopChannels>,
+    now: Instant,
+}
+
+impl fmt::Debug for Responder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder").finish_non_exhaustive()
+    }
+}
+
+impl Responder<'_> {
+    /// Sends `message` to the client registered as `name`.
+    pub fn send(&mut self, name: &str, message: impl Into<Message>) -> Result<(), ServerError> {
+        let target = Target::Name(name.to_owned());
+        self.hub.send(self.now, &target, message.into())
+    }
+
+    /// Sends `message` to connection `conn`.
+    pub fn send_to(
+        &mut self,
+        conn: ConnId,
+        message: impl Into<Message>,
+    ) -> Result<(), ServerError> {
+        self.hub.send(self.now, &Target::Conn(conn), message.into())
+    }
+
+    /// Sends `message` to every open connection; returns how many took it.
+    pub fn broadcast(&mut self, message: impl Into<Message>) -> usize {
+        self.hub.broadcast(self.now, message.into())
+    }
+
+    /// The client registered as `name`.
+    pub fn lookup(&self, name: &str) -> Option<ClientInfo> {
+        self.hub.lookup(name)
+    }
+
+    /// Every registered client.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        self.hub.clients()
+    }
+
+    /// Starts a graceful shutdown, as [`ServerHandle::shutdown`] does.
+    pub fn shutdown(&mut self) {
+        self.hub.shutdown(self.now);
+    }
+}
+
 /// How the blocking server runs.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -103,6 +157,51 @@ impl Server {
 
     /// Serves connections accepted from `listener`.
     pub fn start(listener: TcpListener, config: ServerConfig) -> io::Result<Server> {
+        Server::start_inner(listener, config, None)
+    }
+
+    /// Binds `addr` and starts the server's thread with an event handler; see
+    /// [`Server::start_with_handler`].
+    pub fn bind_with_handler<F>(
+        addr: impl ToSocketAddrs,
+        config: ServerConfig,
+        handler: F,
+    ) -> io::Result<Server>
+    where
+        F: FnMut(ServerEvent, &mut Responder<'_>) + Send + 'static,
+    {
+        let listener = TcpListener::bind(addr)?;
+        Server::start_with_handler(listener, config, handler)
+    }
+
+    /// Serves connections accepted from `listener`, handing every event to `handler`
+    /// on the server's own thread instead of queueing it. What the handler does
+    /// through its [`Responder`] (send, broadcast, look up) happens at once, without
+    /// the round trip to the server's thread that a [`ServerHandle`] call costs: the
+    /// way to answer messages at full speed. Events are not queued, so
+    /// [`Server::recv`] and [`Server::events`] yield nothing and end when the server
+    /// stops: a way to wait for it.
+    ///
+    /// The handler runs between the server's reads and writes for every connection:
+    /// keep it short and never block in it (hand slow work to a thread of your own,
+    /// with a [`ServerHandle`]), or every client waits. A panic in the handler stops
+    /// the server.
+    pub fn start_with_handler<F>(
+        listener: TcpListener,
+        config: ServerConfig,
+        handler: F,
+    ) -> io::Result<Server>
+    where
+        F: FnMut(ServerEvent, &mut Responder<'_>) + Send + 'static,
+    {
+        Server::start_inner(listener, config, Some(Box::new(handler)))
+    }
+
+    fn start_inner(
+        listener: TcpListener,
+        config: ServerConfig,
+        handler: Option<EventHandler>,
+    ) -> io::Result<Server> {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let mut listener = MioListener::from_std(listener);
@@ -120,6 +219,8 @@ impl Server {
             hub,
             commands,
             events: events_tx,
+            handler,
+            pending: Vec::new(),
             conns: Slab::default(),
             outgoing: Arc::default(),
             serial: 0,
@@ -418,6 +519,10 @@ struct EventLoop {
     hub: Hub<LoopChannels>,
     commands: Receiver<Command<LoopChannels>>,
     events: Sender<ServerEvent>,
+    /// The application's event handler, if it gave one: events go to it, not `events`.
+    handler: Option<EventHandler>,
+    /// Events the hub produced and nobody has seen yet, in order.
+    pending: Vec<ServerEvent>,
     conns: Slab,
     outgoing: Outgoing,
     serial: u64,
@@ -444,14 +549,18 @@ impl EventLoop {
         let mut catching_up = 0;
         loop {
             let wait = loop {
-                let sink = &self.events;
-                // An application that dropped its server reads no events: sends may fail.
+                let pending = &mut self.pending;
                 let wait = if behind {
-                    self.hub.dispatch(|e| drop(sink.send(e)));
+                    self.hub.dispatch(|e| pending.push(e));
                     Wait::Until(Instant::now())
                 } else {
-                    self.hub.poll(|e| drop(sink.send(e)))
+                    self.hub.poll(|e| pending.push(e))
                 };
+                if !self.pending.is_empty() {
+                    // What a handler sends in answer is dispatched on the next round.
+                    self.deliver();
+                    continue;
+                }
                 std::mem::swap(&mut outs, &mut *lock(&self.outgoing));
                 if outs.is_empty() {
                     break wait;
@@ -528,11 +637,31 @@ impl EventLoop {
         }
     }
 
+    /// Hands the pending events to the handler, or queues them for the application.
+    fn deliver(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        match &mut self.handler {
+            Some(handler) => {
+                let mut responder = Responder {
+                    hub: &mut self.hub,
+                    now: Instant::now(),
+                };
+                for event in pending.drain(..) {
+                    handler(event, &mut responder);
+                }
+            }
+            // An application that dropped its server reads no events: sends may fail.
+            None => pending.drain(..).for_each(|e| drop(self.events.send(e))),
+        }
+        // Keep the room for next time.
+        self.pending = pending;
+    }
+
     /// Feeds the queued commands from handles.
     fn commands(&mut self, now: Instant) {
         while let Ok(command) = self.commands.try_recv() {
-            let sink = &self.events;
-            self.hub.handle(now, command, |e| drop(sink.send(e)));
+            let pending = &mut self.pending;
+            self.hub.handle(now, command, |e| pending.push(e));
         }
     }
 
@@ -771,9 +900,9 @@ impl EventLoop {
             match open.ws.read() {
                 Ok(message) => {
                     replied |= matches!(message, WsMessage::Ping(_));
-                    let sink = &self.events;
+                    let pending = &mut self.pending;
                     let frame = Command::Frame(conn, message);
-                    self.hub.handle(now, frame, |e| drop(sink.send(e)));
+                    self.hub.handle(now, frame, |e| pending.push(e));
                 }
                 Err(e) if wire::would_block(&e) => {
                     // tungstenite queued a Pong: put it on the wire now.
@@ -835,9 +964,9 @@ impl EventLoop {
         };
         let id = open.conn;
         self.drop_conn(slot.index);
-        let sink = &self.events;
+        let pending = &mut self.pending;
         self.hub
-            .handle(now, Command::Ended(id, error), |e| drop(sink.send(e)));
+            .handle(now, Command::Ended(id, error), |e| pending.push(e));
     }
 
     /// Deregisters and closes a socket.

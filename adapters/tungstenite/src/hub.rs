@@ -397,36 +397,63 @@ impl<C: Channels> Hub<C> {
                 self.conns.remove(&conn);
                 self.core.handle_disconnected(now, conn, error.as_deref());
             }
-            Command::Send(target, message, reply) => {
-                let message = wire::to_message(message);
-                let sent = match target {
-                    Target::Conn(conn) => self.core.send(now, conn, message),
-                    Target::Name(name) => self.core.send_to(now, &name, message),
-                };
-                reply.reply(sent.map_err(|e| match e.kind {
-                    ServerSendErrorKind::NotOpen | ServerSendErrorKind::UnknownName => {
-                        ServerError::NotConnected
-                    }
-                    ServerSendErrorKind::TooLarge => ServerError::TooLarge,
-                    ServerSendErrorKind::Evicted => ServerError::Evicted,
-                }));
-            }
-            Command::Broadcast(message, reply) => {
-                reply.reply(self.core.broadcast(now, wire::to_message(message)));
-            }
-            Command::Lookup(name, reply) => {
-                let conn = self.core.lookup(&name);
-                reply.reply(conn.map(|conn| ClientInfo { conn, name }));
-            }
-            Command::Clients(reply) => {
-                let all = self.core.clients().map(|(name, conn)| ClientInfo {
-                    conn,
-                    name: name.to_owned(),
-                });
-                reply.reply(all.collect());
-            }
-            Command::Shutdown => self.core.shutdown(now),
+            Command::Send(target, message, reply) => reply.reply(self.send(now, &target, message)),
+            Command::Broadcast(message, reply) => reply.reply(self.broadcast(now, message)),
+            Command::Lookup(name, reply) => reply.reply(self.lookup(&name)),
+            Command::Clients(reply) => reply.reply(self.clients()),
+            Command::Shutdown => self.shutdown(now),
         }
+    }
+
+    /// Sends `message` to a client; its actions go out with the next
+    /// [`Hub::dispatch`].
+    pub fn send(
+        &mut self,
+        now: Instant,
+        target: &Target,
+        message: Message,
+    ) -> Result<(), ServerError> {
+        let message = wire::to_message(message);
+        let sent = match target {
+            Target::Conn(conn) => self.core.send(now, *conn, message),
+            Target::Name(name) => self.core.send_to(now, name, message),
+        };
+        sent.map_err(|e| match e.kind {
+            ServerSendErrorKind::NotOpen | ServerSendErrorKind::UnknownName => {
+                ServerError::NotConnected
+            }
+            ServerSendErrorKind::TooLarge => ServerError::TooLarge,
+            ServerSendErrorKind::Evicted => ServerError::Evicted,
+        })
+    }
+
+    /// Sends `message` to every open connection; returns how many took it.
+    pub fn broadcast(&mut self, now: Instant, message: Message) -> usize {
+        self.core.broadcast(now, wire::to_message(message))
+    }
+
+    /// The client registered as `name`.
+    pub fn lookup(&self, name: &str) -> Option<ClientInfo> {
+        self.core.lookup(name).map(|conn| ClientInfo {
+            conn,
+            name: name.to_owned(),
+        })
+    }
+
+    /// Every registered client.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        self.core
+            .clients()
+            .map(|(name, conn)| ClientInfo {
+                conn,
+                name: name.to_owned(),
+            })
+            .collect()
+    }
+
+    /// Starts a graceful shutdown (see [`Command::Shutdown`]).
+    pub fn shutdown(&mut self, now: Instant) {
+        self.core.shutdown(now);
     }
 
     /// Opens a connection whose 101 went out; it takes its actions from `outbox`.

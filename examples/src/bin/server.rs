@@ -184,16 +184,21 @@ fn run_blocking(args: &Args, log: &EventLog) -> Result<(), String> {
         http: Some(std::sync::Arc::new(page_handler(&args.path))),
         ..BlockingConfig::default()
     };
-    let server = Server::bind(args.listen.as_str(), config)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    listening(log, server.local_addr());
-    let handle = server.handle();
-    for event in server.events() {
-        if let Some((conn, message)) = report(log, event) {
+    let cannot = |e: std::io::Error| format!("cannot listen on {}: {e}", args.listen);
+    let listener = std::net::TcpListener::bind(args.listen.as_str()).map_err(cannot)?;
+    listening(log, listener.local_addr().map_err(cannot)?);
+    // Events are handled on the server's own thread, and echoes go out from there at
+    // once: no round trip between threads per message.
+    let log = *log;
+    let server = Server::start_with_handler(listener, config, move |event, responder| {
+        if let Some((conn, message)) = report(&log, event) {
             // The client may have gone since: then there is nobody to echo to.
-            let _ = handle.send_to(conn, message);
+            let _ = responder.send_to(conn, message);
         }
-    }
+    })
+    .map_err(cannot)?;
+    // Nothing is queued with a handler: this returns once the server has stopped.
+    while server.recv().is_some() {}
     Ok(())
 }
 
