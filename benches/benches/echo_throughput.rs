@@ -24,30 +24,15 @@
 //! `heartline` or `heartline-handler`: run one client only, for profiling).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::tungstenite::Message;
 use futures_lite::StreamExt;
 use futures_util::SinkExt;
 use heartline_async::{ClientBuilder, ClientEvent};
+use heartline_benches::echo::{conns_from_env, median, Settings};
 use heartline_examples::echo::EchoServer;
-
-#[derive(Clone, Copy)]
-struct Settings {
-    measure: Duration,
-    warmup: Duration,
-    rounds: usize,
-    window: usize,
-    size: usize,
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// What one connection did during the measured window.
 struct Counted {
@@ -298,11 +283,6 @@ fn run(which: Which, addr: SocketAddr, conns: usize, s: Settings) -> f64 {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// Per round, `which`'s figure over the better raw client's in that round; empty
 /// unless `which` and a raw client both ran.
 fn round_ratios(which: Which, only: &[Which], figures: &[Vec<f64>]) -> Vec<f64> {
@@ -323,13 +303,7 @@ fn round_ratios(which: Which, only: &[Which], figures: &[Vec<f64>]) -> Vec<f64> 
 }
 
 fn main() {
-    let s = Settings {
-        measure: Duration::from_secs_f64(env_or("ECHO_SECONDS", 1.5)),
-        warmup: Duration::from_millis(300),
-        rounds: env_or("ECHO_ROUNDS", 3usize).max(1),
-        window: env_or("ECHO_WINDOW", 16usize).max(1),
-        size: env_or("ECHO_SIZE", 32usize),
-    };
+    let s = Settings::from_env();
     let only = match std::env::var("ECHO_ONLY").as_deref() {
         Ok("raw") => vec![Which::Raw],
         Ok("raw-batched") => vec![Which::RawBatched],
@@ -347,12 +321,7 @@ fn main() {
         s.measure.as_secs_f64(),
         s.rounds
     );
-    let conns_list: Vec<usize> = std::env::var("ECHO_CONNS")
-        .unwrap_or_else(|_| "1,100".into())
-        .split(',')
-        .filter_map(|c| c.trim().parse().ok())
-        .filter(|&c| c > 0)
-        .collect();
+    let conns_list = conns_from_env("1,100");
     for conns in conns_list {
         // Alternate the clients within each round, so that load from elsewhere on the
         // machine spreads over all of them.

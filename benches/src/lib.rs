@@ -1,3 +1,5 @@
-//! heartline benchmarks live in `benches/`; the load program's shared parts live here.
+//! heartline benchmarks live in `benches/`; the parts the load program and the echo
+//! benches share live here.
 
+pub mod echo;
 pub mod load;
