@@ -849,7 +849,6 @@ impl Client {
                     reason: error.unwrap_or("connection lost").to_owned(),
                     by: Initiator::Transport,
                 });
-                self.requeue_pending(conn);
                 self.after_disconnect(now, Next::Retry(None));
             }
             Phase::Closing { .. } => self.finish_close(now),
@@ -899,7 +898,6 @@ impl Client {
                     reason: "heartbeat timeout".to_owned(),
                     by: Initiator::Local,
                 });
-                self.requeue_pending(conn);
                 self.after_disconnect(now, Next::Retry(None));
             }
             (Timer::Stable, Phase::Open { .. }) => self.failures = 0,
@@ -971,7 +969,6 @@ impl Client {
             reason,
             by,
         });
-        self.requeue_pending(conn);
         self.after_disconnect(now, next);
     }
 
@@ -993,6 +990,7 @@ impl Client {
     }
 
     fn after_disconnect(&mut self, now: Instant, next: Next) {
+        self.requeue_pending();
         match next {
             Next::Stop => self.stop(true),
             Next::GiveUp(reason) => {
@@ -1043,19 +1041,22 @@ impl Client {
         }
     }
 
-    /// The connection `conn` is gone: its sends still pending were never handed to it,
-    /// so they go back to the send queue, ahead of anything queued since, for the next
-    /// connection.
-    fn requeue_pending(&mut self, conn: ConnId) {
-        let pending = |a: &Action| matches!(a, Action::Send { conn: c, .. } if *c == conn);
-        if !self.actions.iter().any(pending) {
+    /// The connection is gone: the sends still pending (all for it, as only an open
+    /// connection gets any) were never handed to it, so they go back to the send
+    /// queue, ahead of anything queued since, for the next connection.
+    fn requeue_pending(&mut self) {
+        if !self
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Send { .. }))
+        {
             return;
         }
         let mut unsent = Vec::new();
         let mut kept = VecDeque::with_capacity(self.actions.len());
         for action in self.actions.drain(..) {
             match action {
-                Action::Send { conn: c, message } if c == conn => {
+                Action::Send { message, .. } => {
                     self.action_bytes -= message.len();
                     unsent.push(message);
                 }
