@@ -141,18 +141,14 @@ struct World {
 fn fail_write_on(client: &mut Client, world: &mut World, c: ConnId, now: Instant) {
     let mut taken = std::collections::VecDeque::new();
     client.take_actions(&mut taken);
-    let mut unsent: Vec<Message> = taken
-        .into_iter()
-        .filter_map(|a| match a {
-            Action::Send { conn, message } if conn == c => Some(message),
-            _ => None,
-        })
-        .collect();
-    if !unsent.is_empty() {
-        unsent.remove(0);
+    let first = taken
+        .iter()
+        .position(|a| matches!(a, Action::Send { conn, .. } if *conn == c));
+    if let Some(first) = first {
+        taken.remove(first);
         world.handed += 1;
     }
-    client.unsent(c, unsent);
+    client.give_back(c, &mut taken);
     client.handle_event(now, Event::Disconnected(c, Some("broken pipe")));
     world.live.remove(&c);
 }

@@ -206,6 +206,20 @@ fn send_now_hands_a_message_back_only_when_nothing_waits_ahead_of_it() {
     assert_eq!(sends(&h.actions()), vec![Message::from("fourth")]);
 }
 
+/// `Send` actions for `conn`, as a driver took them.
+fn sends_for(
+    conn: heartline_core::ConnId,
+    messages: &[&str],
+) -> std::collections::VecDeque<Action> {
+    messages
+        .iter()
+        .map(|m| Action::Send {
+            conn,
+            message: Message::from(*m),
+        })
+        .collect()
+}
+
 /// Opens a connection, sends `sent` while it is open without the driver taking them,
 /// and returns the connection.
 fn open_with_pending(h: &mut Harness, sent: &[&str]) -> heartline_core::ConnId {
@@ -313,9 +327,15 @@ fn messages_a_driver_could_not_write_go_back_ahead_of_the_pending_ones() {
     let conn = open_with_pending(&mut h, &["one", "two"]);
     // The driver takes both, fails writing "one", gives "two" back; meanwhile the
     // application sent "three".
-    h.actions();
+    let mut taken = std::collections::VecDeque::new();
+    h.client.take_actions(&mut taken);
+    assert!(
+        matches!(taken.pop_front(), Some(Action::Send { .. })),
+        "one"
+    );
     h.client.send(h.now, Message::from("three")).unwrap();
-    h.client.unsent(conn, vec![Message::from("two")]);
+    h.client.give_back(conn, &mut taken);
+    assert!(taken.is_empty(), "both sends taken back");
     assert_eq!(h.client.buffered_amount(), 8);
     h.event(Event::Disconnected(conn, Some("broken pipe")));
     assert_eq!(
@@ -329,7 +349,7 @@ fn messages_given_back_after_the_end_go_to_the_front_of_the_queue() {
     let mut h = Harness::new(config());
     let conn = open_with_pending(&mut h, &["two"]);
     h.event(Event::Disconnected(conn, None));
-    h.client.unsent(conn, vec![Message::from("one")]);
+    h.client.give_back(conn, &mut sends_for(conn, &["one"]));
     assert_eq!(
         reconnect_and_take_sends(&mut h),
         vec![Message::from("one"), Message::from("two")]
@@ -343,7 +363,7 @@ fn messages_given_back_after_closing_for_good_are_reported_dropped() {
     h.client.close(h.now, 1000, "").unwrap();
     h.event(Event::Disconnected(conn, None));
     h.notices();
-    h.client.unsent(conn, vec![Message::from("gone")]);
+    h.client.give_back(conn, &mut sends_for(conn, &["gone"]));
     assert_eq!(
         h.notices(),
         vec![Notice::Dropped {

@@ -428,17 +428,9 @@ impl SharedCore {
     }
 
     /// After a write to `conn` failed: hands the core back the messages among the taken
-    /// `actions` that will now not be written, so they wait for the next connection
-    /// ([`Client::unsent`]). The other actions stay.
+    /// `actions` that will now not be written ([`Client::give_back`]).
     pub fn give_back(&self, conn: ConnId, actions: &mut VecDeque<Action>) {
-        let mut unsent = Vec::new();
-        for action in std::mem::take(actions) {
-            match action {
-                Action::Send { conn: c, message } if c == conn => unsent.push(message),
-                other => actions.push_back(other),
-            }
-        }
-        self.lock().unsent(conn, unsent);
+        self.lock().give_back(conn, actions);
     }
 
     /// Feeds a non-frame event (connected, failed, disconnected); returns the core's

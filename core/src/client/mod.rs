@@ -529,12 +529,14 @@ impl Client {
         self.send_untimed(message).map(|()| None)
     }
 
-    /// Gives back the messages of [`Action::Send`]s for `conn` that the driver took but
-    /// did not write, because a write before them failed; in their original order.
-    /// Call it before reporting the end with [`Event::Disconnected`]: like the sends
-    /// still pending, they then wait for the next connection. Given back later, they
-    /// go to the front of the send queue.
-    pub fn unsent(&mut self, conn: ConnId, messages: Vec<Message>) {
+    /// Takes back, from `taken` (actions the driver took but will not execute, because
+    /// a write to `conn` before them failed), the messages of the [`Action::Send`]s for
+    /// `conn`, in order; the other actions stay in `taken`. Call it before reporting
+    /// the end with [`Event::Disconnected`]: like the sends still pending, they then
+    /// wait for the next connection. Given back later, they go to the front of the
+    /// send queue.
+    pub fn give_back(&mut self, conn: ConnId, taken: &mut VecDeque<Action>) {
+        let messages = take_sends(taken, Some(conn));
         if messages.is_empty() {
             return;
         }
@@ -1052,18 +1054,8 @@ impl Client {
         {
             return;
         }
-        let mut unsent = Vec::new();
-        let mut kept = VecDeque::with_capacity(self.actions.len());
-        for action in self.actions.drain(..) {
-            match action {
-                Action::Send { message, .. } => {
-                    self.action_bytes -= message.len();
-                    unsent.push(message);
-                }
-                other => kept.push_back(other),
-            }
-        }
-        self.actions = kept;
+        let unsent = take_sends(&mut self.actions, None);
+        self.action_bytes = 0;
         self.requeue_front(unsent);
     }
 
@@ -1143,6 +1135,23 @@ impl Client {
         self.queue.push_back(message);
         Ok(())
     }
+}
+
+/// Moves the messages of the [`Action::Send`]s in `actions` (for `conn` only, if
+/// given) out, in order; every other action stays, in order.
+fn take_sends(actions: &mut VecDeque<Action>, conn: Option<ConnId>) -> Vec<Message> {
+    let mut sends = Vec::new();
+    let mut kept = VecDeque::with_capacity(actions.len());
+    for action in actions.drain(..) {
+        match action {
+            Action::Send { conn: c, message } if conn.is_none_or(|conn| c == conn) => {
+                sends.push(message);
+            }
+            other => kept.push_back(other),
+        }
+    }
+    *actions = kept;
+    sends
 }
 
 /// What happens after a connection ends.
