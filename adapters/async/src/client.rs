@@ -51,11 +51,16 @@ pub trait Connector: Send + Sync + 'static {
 /// The default connector: a TCP stream registered with the async-io reactor (the one
 /// smol and async-std share), with `TCP_NODELAY` set. Host names are resolved on a
 /// short-lived thread so resolution never blocks the executor.
+///
+/// The stream is async-net's (the one smol re-exports): after a read that found data
+/// it waits for readiness afresh, so the read that drains the socket is its only
+/// system call. A bare `Async<TcpStream>` reads a second time after every wake-up,
+/// one wasted `recvfrom` per turn of the driver.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpConnector;
 
 impl Connector for TcpConnector {
-    type Stream = Async<TcpStream>;
+    type Stream = async_net::TcpStream;
 
     fn connect(
         &self,
@@ -69,7 +74,7 @@ impl Connector for TcpConnector {
                 match Async::<TcpStream>::connect(addr).await {
                     Ok(stream) => {
                         stream.get_ref().set_nodelay(true)?;
-                        return Ok(stream);
+                        return Ok(stream.into());
                     }
                     Err(e) => last = e,
                 }
