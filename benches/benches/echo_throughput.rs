@@ -20,8 +20,9 @@
 //!
 //! Environment: `ECHO_SECONDS` (measured time per run, default 1.5), `ECHO_ROUNDS`
 //! (default 3), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
-//! `ECHO_CONNS` (connection counts, default `1,100`), `ECHO_ONLY` (`raw`, `raw-batched`,
-//! `heartline` or `heartline-handler`: run one client only, for profiling).
+//! `ECHO_CONNS` (connection counts, default `1,100`), `ECHO_ONLY` (a comma-separated
+//! list of `raw`, `raw-batched`, `heartline` and `heartline-handler`: run only those,
+//! for profiling or a longer comparison of two).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -304,12 +305,21 @@ fn round_ratios(which: Which, only: &[Which], figures: &[Vec<f64>]) -> Vec<f64> 
 
 fn main() {
     let s = Settings::from_env();
-    let only = match std::env::var("ECHO_ONLY").as_deref() {
-        Ok("raw") => vec![Which::Raw],
-        Ok("raw-batched") => vec![Which::RawBatched],
-        Ok("heartline") => vec![Which::Heartline],
-        Ok("heartline-handler") => vec![Which::HeartlineHandler],
-        _ => Which::ALL.to_vec(),
+    let only: Vec<Which> = match std::env::var("ECHO_ONLY") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|name| match name.trim() {
+                "raw" => Some(Which::Raw),
+                "raw-batched" => Some(Which::RawBatched),
+                "heartline" => Some(Which::Heartline),
+                "heartline-handler" => Some(Which::HeartlineHandler),
+                other => {
+                    eprintln!("ECHO_ONLY: unknown client {other:?}, ignored");
+                    None
+                }
+            })
+            .collect(),
+        Err(_) => Which::ALL.to_vec(),
     };
     let server = EchoServer::start(([127, 0, 0, 1], 0).into()).expect("start echo server");
     let addr = server.addr();
