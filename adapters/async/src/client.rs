@@ -15,14 +15,16 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use async_tungstenite::tungstenite;
 use async_tungstenite::WebSocketStream;
 use futures_lite::{future, AsyncRead, AsyncWrite, Stream, StreamExt};
+use futures_util::task::AtomicWaker;
 use futures_util::{Sink, SinkExt};
 use heartline_core::{Action, CloseError, ConnId, Disposition, Event, Message, SendError};
 use heartline_tungstenite::client::{
@@ -495,6 +497,7 @@ impl<C: Connector> Driver<C> {
             read: Vec::new(),
             events: VecDeque::new(),
         };
+        let readable = Readable::new();
         let mut now = Instant::now();
         loop {
             self.deliver();
@@ -517,7 +520,9 @@ impl<C: Connector> Driver<C> {
                 match &mut link {
                     Link::Idle => future::pending().await,
                     Link::Connecting { attempt, .. } => Wake::Connected(attempt.as_mut().await),
-                    Link::Open { ws, .. } => Wake::Read(ws.next().await),
+                    Link::Open { ws, .. } => {
+                        Wake::Read(future::poll_fn(|cx| readable.poll_next(ws, cx)).await)
+                    }
                 }
             };
             let nudge = async {
@@ -532,9 +537,14 @@ impl<C: Connector> Driver<C> {
             // The one clock reading of this turn.
             now = Instant::now();
             match woke {
-                Wake::Connected(result) => self.connected(&mut link, result),
+                Wake::Connected(result) => {
+                    self.connected(&mut link, result);
+                    readable.set();
+                }
                 Wake::Read(item) => {
-                    let replied = self.read(&mut link, item, now, &mut scratch).await;
+                    let replied = self
+                        .read(&mut link, item, now, &readable, &mut scratch)
+                        .await;
                     // tungstenite queued a Pong (or Close) reply: flush it now, so the
                     // peer's heartbeat is answered at once.
                     if let (true, Link::Open { conn, ws }) = (replied, &mut link) {
@@ -591,6 +601,7 @@ impl<C: Connector> Driver<C> {
         link: &mut Link<C>,
         item: Option<Result<tungstenite::Message, tungstenite::Error>>,
         now: Instant,
+        readable: &Readable,
         scratch: &mut Scratch,
     ) -> bool {
         let Link::Open { conn, ws } = link else {
@@ -616,9 +627,11 @@ impl<C: Connector> Driver<C> {
                     Poll::Pending => break None,
                 }
                 if scratch.read.len() >= READ_BATCH {
+                    // More may be waiting: the next turn reads on.
+                    readable.set();
                     break None;
                 }
-                item = ws.poll_next(cx);
+                item = readable.poll_more(ws, cx);
             })
         })
         .await;
@@ -819,6 +832,75 @@ struct Scratch {
     events: VecDeque<ClientEvent>,
 }
 
+/// Whether the open connection may have something to read.
+///
+/// The driver reads with a waker of its own, which marks the connection readable
+/// before it wakes the task. Once a read found the socket empty, the driver's turns
+/// skip reading until the reactor reports the socket readable: otherwise each turn
+/// would begin with a read that finds it still empty, one more system call per turn.
+struct Readable {
+    flag: Arc<ReadFlag>,
+    waker: Waker,
+}
+
+#[derive(Default)]
+struct ReadFlag {
+    ready: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl std::task::Wake for ReadFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ready.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl Readable {
+    fn new() -> Self {
+        let flag = Arc::new(ReadFlag::default());
+        Readable {
+            waker: Waker::from(Arc::clone(&flag)),
+            flag,
+        }
+    }
+
+    /// The connection may have something to read: a new one, or a read that stopped
+    /// before it found the socket empty.
+    fn set(&self) {
+        self.flag.ready.store(true, Ordering::Release);
+    }
+
+    /// Polls `ws` for its next message if it may have one; otherwise `cx` is woken once
+    /// it may.
+    fn poll_next<S: Stream + Unpin>(
+        &self,
+        ws: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<S::Item>> {
+        // Registered before the flag is looked at: a wake-up in between is not lost.
+        self.flag.task.register(cx.waker());
+        if !self.flag.ready.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        self.poll_more(ws, cx)
+    }
+
+    /// Polls `ws` for its next message, after the last poll gave one.
+    fn poll_more<S: Stream + Unpin>(
+        &self,
+        ws: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<S::Item>> {
+        self.flag.task.register(cx.waker());
+        ws.poll_next(&mut Context::from_waker(&self.waker))
+    }
+}
+
 /// Most messages taken from the socket in one turn of the driver's loop without
 /// waiting; bounds how long actions (and the handles' sends) wait behind a flood.
 const READ_BATCH: usize = 64;
@@ -931,6 +1013,71 @@ mod tests {
             .iter()
             .map(|m| m.to_text().expect("text").to_owned())
             .collect()
+    }
+
+    /// A stream standing in for a connection: `ready` items to read; when it has none
+    /// it keeps the waker it was polled with, as a reactor registration would.
+    #[derive(Default)]
+    struct FakeConn {
+        ready: VecDeque<u32>,
+        reads: usize,
+        registered: Option<Waker>,
+    }
+
+    impl Stream for FakeConn {
+        type Item = u32;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u32>> {
+            self.reads += 1;
+            match self.ready.pop_front() {
+                Some(item) => Poll::Ready(Some(item)),
+                None => {
+                    self.registered = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct CountWakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_drained_connection_is_read_again_only_once_the_reactor_wakes_it() {
+        let wakes = Arc::new(CountWakes::default());
+        let task = Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&task);
+        let mut conn = FakeConn {
+            ready: VecDeque::from([1]),
+            ..FakeConn::default()
+        };
+        let readable = Readable::new();
+        readable.set();
+
+        // A new connection is read; the read after the message finds it empty.
+        assert_eq!(readable.poll_next(&mut conn, &mut cx), Poll::Ready(Some(1)));
+        assert_eq!(readable.poll_more(&mut conn, &mut cx), Poll::Pending);
+        assert_eq!(conn.reads, 2);
+
+        // Later turns do not read it again while nothing arrived.
+        for _ in 0..3 {
+            assert_eq!(readable.poll_next(&mut conn, &mut cx), Poll::Pending);
+        }
+        assert_eq!(conn.reads, 2, "no read attempt on a drained connection");
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+
+        // Data arrives: the registration wakes the task, and the next turn reads.
+        conn.ready.push_back(2);
+        conn.registered.take().expect("registered").wake();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the task is woken");
+        assert_eq!(readable.poll_next(&mut conn, &mut cx), Poll::Ready(Some(2)));
+        assert_eq!(conn.reads, 3);
     }
 
     #[test]

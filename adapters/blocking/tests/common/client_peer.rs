@@ -1,7 +1,8 @@
 //! The peer of the client tests: a WebSocket server on 127.0.0.1 that the test
 //! controls (the async adapter's tests include this file too).
 //!
-//! The server echoes text and binary messages and records the texts it received; it
+//! The server echoes text and binary messages and records the texts it received (a
+//! text `burst:N` is answered with N texts `b0`, `b1`, ... in one write instead); it
 //! can be frozen (keeps the TCP connections open but stops reading, so Pings go
 //! unanswered: a half-open peer), killed (listener and connections gone), restarted on
 //! the same port, made to answer the upgrade with an HTTP status, or made to ping its
@@ -220,7 +221,18 @@ fn serve(stream: TcpStream, st: Arc<State>) {
         match ws.read() {
             Ok(Message::Text(t)) => {
                 st.received.lock().unwrap().push(t.as_str().to_owned());
-                let _ = ws.send(Message::Text(t));
+                match t.as_str().strip_prefix("burst:").map(str::parse::<u32>) {
+                    // `burst:N`: N texts `b0`, `b1`, ... in one write.
+                    Some(Ok(n)) => {
+                        for i in 0..n {
+                            let _ = ws.write(Message::Text(format!("b{i}").into()));
+                        }
+                        let _ = ws.flush();
+                    }
+                    _ => {
+                        let _ = ws.send(Message::Text(t));
+                    }
+                }
             }
             Ok(Message::Binary(b)) => {
                 let _ = ws.send(Message::Binary(b));

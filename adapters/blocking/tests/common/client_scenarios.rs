@@ -490,6 +490,32 @@ pub fn pongs_flow_while_the_application_does_not_read(start: Start) {
     assert_eq!(server.requests().len(), 1);
 }
 
+/// A burst that arrives in one read and holds more messages than a client takes in one
+/// turn is delivered whole and in order, though nothing arrives after it: the
+/// heartbeat is slowed down so that no Pong wakes the client meanwhile.
+pub fn a_burst_is_delivered_whole(start: Start) {
+    const BURST: usize = 300;
+    let server = TestServer::start();
+    let mut setup = Setup::fast();
+    setup.config.heartbeat.interval = Duration::from_secs(60);
+    setup.config.heartbeat.timeout = Duration::from_secs(60);
+    let (client, mut events) = start(&server.url(), setup);
+    wait_for(events.as_mut(), "open", is_open);
+    client.send_text(format!("burst:{BURST}")).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut got = Vec::new();
+    while got.len() < BURST {
+        match events.next_before(deadline) {
+            Next::Event(ClientEvent::Text(t)) => got.push(t.as_str().to_owned()),
+            Next::Event(_) => {}
+            other => panic!("after {} of {BURST} messages: {other:?}", got.len()),
+        }
+    }
+    let expected: Vec<String> = (0..BURST).map(|i| format!("b{i}")).collect();
+    assert_eq!(got, expected);
+    client.close(1000, "done").unwrap();
+}
+
 /// `wss://` to a server with a self-signed certificate: trusted once its root is given,
 /// refused (with a certificate error, and no endless retries) without it.
 pub fn wss_with_a_custom_root(start: Start) {
@@ -613,6 +639,11 @@ macro_rules! client_scenario_tests {
         #[test]
         fn a_panicking_connect_callback_fails_one_attempt() {
             common::client_scenarios::a_panicking_callback_fails_one_attempt($start);
+        }
+
+        #[test]
+        fn a_burst_larger_than_a_read_batch_is_delivered_whole() {
+            common::client_scenarios::a_burst_is_delivered_whole($start);
         }
 
         #[test]
