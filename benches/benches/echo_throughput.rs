@@ -15,11 +15,12 @@
 //! reads events in its own task and answers through a handle) and with an event handler
 //! (called on the driver's task, answering through its responder: no task switch). For
 //! one connection and for 100 connections the bench runs the clients in alternation,
-//! `ROUNDS` times, and prints the median messages per second of each, each heartline
-//! flavour's ratio to the better raw client, and that ratio in each round.
+//! `ROUNDS` times, and prints the median messages per second of each, and each
+//! heartline flavour's ratio to the better raw client in each round with the median of
+//! those ratios.
 //!
 //! Environment: `ECHO_SECONDS` (measured time per run, default 1.5), `ECHO_ROUNDS`
-//! (default 3), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
+//! (default 5), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
 //! `ECHO_CONNS` (connection counts, default `1,100`), `ECHO_ONLY` (a comma-separated
 //! list of `raw`, `raw-batched`, `heartline` and `heartline-handler`: run only those,
 //! for profiling or a longer comparison of two).
@@ -356,12 +357,16 @@ fn main() {
             if which.is_raw() || !best_raw.is_finite() {
                 continue;
             }
-            println!("  {}: ratio / best raw {:.3}", which.name(), m / best_raw);
-            // Each round's own ratio shows how much the median hides.
-            let each: Vec<String> = round_ratios(*which, &only, &figures)
-                .iter()
-                .map(|r| format!("{r:.3}"))
-                .collect();
+            // Each round compares runs made next to each other, so the median of the
+            // rounds' ratios is steadier than the ratio of the medians.
+            let ratios = round_ratios(*which, &only, &figures);
+            let each: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+            println!(
+                "  {}: ratio / best raw {:.3} (median of the rounds; of the medians {:.3})",
+                which.name(),
+                median(ratios),
+                m / best_raw
+            );
             println!("    in each round: {}", each.join(", "));
         }
     }

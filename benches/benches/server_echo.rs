@@ -12,7 +12,7 @@
 //! each client count, the median of `ROUNDS` alternating runs.
 //!
 //! Environment: `ECHO_SECONDS` (measured time per run, default 1.5), `ECHO_ROUNDS`
-//! (default 3), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
+//! (default 5), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
 //! `ECHO_CONNS` (client counts, default `1,20`).
 
 use std::net::{SocketAddr, TcpStream};

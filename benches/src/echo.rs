@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// An echo bench's settings, from `ECHO_SECONDS` (measured time per run, default 1.5),
-/// `ECHO_ROUNDS` (default 3), `ECHO_WINDOW` (messages in flight per connection,
+/// `ECHO_ROUNDS` (default 5), `ECHO_WINDOW` (messages in flight per connection,
 /// default 16), `ECHO_SIZE` (bytes, default 32) and `ECHO_CONNS` (connection counts).
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -25,7 +25,7 @@ impl Settings {
         Settings {
             measure: Duration::from_secs_f64(env_or("ECHO_SECONDS", 1.5)),
             warmup: Duration::from_millis(300),
-            rounds: env_or("ECHO_ROUNDS", 3usize).max(1),
+            rounds: env_or("ECHO_ROUNDS", 5usize).max(1),
             window: env_or("ECHO_WINDOW", 16usize).max(1),
             size: env_or("ECHO_SIZE", 32usize),
         }
