@@ -50,19 +50,14 @@ pub trait Connector: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = io::Result<Self::Stream>> + Send + 'static>>;
 }
 
-/// The default connector: a TCP stream registered with the async-io reactor (the one
-/// smol and async-std share), with `TCP_NODELAY` set. Host names are resolved on a
-/// short-lived thread so resolution never blocks the executor.
-///
-/// The stream is async-net's (the one smol re-exports): after a read that found data
-/// it waits for readiness afresh, so the read that drains the socket is its only
-/// system call. A bare `Async<TcpStream>` reads a second time after every wake-up,
-/// one wasted `recvfrom` per turn of the driver.
+/// The default connector: a [`TcpStream`](crate::TcpStream) registered with the
+/// async-io reactor (the one smol and async-std share), with `TCP_NODELAY` set. Host
+/// names are resolved on a short-lived thread so resolution never blocks the executor.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpConnector;
 
 impl Connector for TcpConnector {
-    type Stream = async_net::TcpStream;
+    type Stream = crate::TcpStream;
 
     fn connect(
         &self,
@@ -76,7 +71,7 @@ impl Connector for TcpConnector {
                 match Async::<TcpStream>::connect(addr).await {
                     Ok(stream) => {
                         stream.get_ref().set_nodelay(true)?;
-                        return Ok(stream.into());
+                        return Ok(crate::TcpStream::new(stream));
                     }
                     Err(e) => last = e,
                 }
@@ -612,29 +607,26 @@ impl<C: Connector> Driver<C> {
         let mut item = Poll::Ready(item);
         // `Some` once the connection ended, with the error if there was one. Whatever
         // else has already arrived is taken without waiting.
-        let ended = future::poll_fn(|cx| {
-            Poll::Ready(loop {
-                match std::mem::replace(&mut item, Poll::Pending) {
-                    Poll::Ready(Some(Ok(message))) => {
-                        replied |= matches!(
-                            message,
-                            tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
-                        );
-                        scratch.read.push(message);
-                    }
-                    Poll::Ready(Some(Err(e))) => break Some(Some(e.to_string())),
-                    Poll::Ready(None) => break Some(None),
-                    Poll::Pending => break None,
+        let ended = loop {
+            match std::mem::replace(&mut item, Poll::Pending) {
+                Poll::Ready(Some(Ok(message))) => {
+                    replied |= matches!(
+                        message,
+                        tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
+                    );
+                    scratch.read.push(message);
                 }
-                if scratch.read.len() >= READ_BATCH {
-                    // More may be waiting: the next turn reads on.
-                    readable.set();
-                    break None;
-                }
-                item = readable.poll_more(ws, cx);
-            })
-        })
-        .await;
+                Poll::Ready(Some(Err(e))) => break Some(Some(e.to_string())),
+                Poll::Ready(None) => break Some(None),
+                Poll::Pending => break None,
+            }
+            if scratch.read.len() >= READ_BATCH {
+                // More may be waiting: the next turn reads on.
+                readable.set();
+                break None;
+            }
+            item = readable.poll_more(ws);
+        };
         self.core()
             .feed_all(conn, now, scratch.read.drain(..), &mut scratch.events);
         if let Some(error) = ended {
@@ -905,14 +897,14 @@ impl Readable {
         // Registered before the flag is looked at: a wake-up in between is not lost.
         self.flag.task.register(cx.waker());
         if self.flag.ready.swap(false, Ordering::AcqRel) {
-            return self.poll_more(ws, cx);
+            return self.poll_more(ws);
         }
         self.since_hunch = self.since_hunch.saturating_add(1);
         if self.hunch == 0 && self.since_hunch < HUNCH_PROBE {
             return Poll::Pending;
         }
         self.since_hunch = 0;
-        let polled = self.poll_more(ws, cx);
+        let polled = self.poll_more(ws);
         self.hunch = match polled {
             Poll::Ready(_) => (self.hunch + 2).min(HUNCH_MAX),
             Poll::Pending => self.hunch.saturating_sub(1),
@@ -920,13 +912,9 @@ impl Readable {
         polled
     }
 
-    /// Polls `ws` for its next message, after the last poll gave one.
-    fn poll_more<S: Stream + Unpin>(
-        &self,
-        ws: &mut S,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<S::Item>> {
-        self.flag.task.register(cx.waker());
+    /// Polls `ws` for its next message, in the turn in which [`Readable::poll_next`]
+    /// registered the task: after it, or after a message this gave.
+    fn poll_more<S: Stream + Unpin>(&self, ws: &mut S) -> Poll<Option<S::Item>> {
         ws.poll_next(&mut Context::from_waker(&self.waker))
     }
 }
@@ -1092,7 +1080,7 @@ mod tests {
 
         // A new connection is read; the read after the message finds it empty.
         assert_eq!(readable.poll_next(&mut conn, &mut cx), Poll::Ready(Some(1)));
-        assert_eq!(readable.poll_more(&mut conn, &mut cx), Poll::Pending);
+        assert_eq!(readable.poll_more(&mut conn), Poll::Pending);
         assert_eq!(conn.reads, 2);
 
         // Later turns do not read it again while nothing arrived (until a probe).

@@ -30,6 +30,7 @@
 
 mod client;
 mod handoff;
+mod tcp;
 mod tls;
 
 #[cfg(feature = "async-std")]
@@ -48,5 +49,6 @@ pub use heartline_tungstenite::client::{
 };
 #[cfg(feature = "rustls")]
 pub use rustls;
+pub use tcp::TcpStream;
 pub use tls::MaybeTls;
 pub mod server;
