@@ -592,6 +592,15 @@ pub async fn accept_loop<S, A, F>(
     }
 }
 
+/// The next connection on `listener`, as heartline's [`TcpStream`](crate::TcpStream)
+/// (which spares a read of an empty socket after each burst of messages).
+#[cfg(any(feature = "smol", feature = "async-std"))]
+async fn accept_tcp(
+    listener: std::sync::Arc<async_io::Async<std::net::TcpListener>>,
+) -> io::Result<crate::TcpStream> {
+    listener.accept().await.map(|(s, _)| s.into())
+}
+
 /// Listening and spawning on smol.
 #[cfg(feature = "smol")]
 pub mod smol {
@@ -635,12 +644,10 @@ pub mod smol {
         let (server, driver) = Server::new(config)?;
         spawn(Box::pin(driver));
         let spawn_conn = spawn.clone();
+        let listener: Arc<async_io::Async<std::net::TcpListener>> = listener.into();
         let accept = accept_loop(
             server.handle(),
-            move || {
-                let listener = listener.clone();
-                async move { listener.accept().await.map(|(s, _)| s) }
-            },
+            move || super::accept_tcp(Arc::clone(&listener)),
             move |handle, stream| spawn_conn(Box::pin(handle.serve(stream))),
         );
         spawn(Box::pin(accept));
@@ -666,17 +673,26 @@ pub mod async_std {
         addr: impl ::async_std::net::ToSocketAddrs,
         config: ServerConfig,
     ) -> io::Result<(Server, std::net::SocketAddr)> {
-        let listener = ::async_std::net::TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
+        // Resolved by async-std; the socket itself goes to async-io, the reactor
+        // async-std runs on, for heartline's stream.
+        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
+        let mut bound = None;
+        for addr in ::async_std::net::ToSocketAddrs::to_socket_addrs(&addr).await? {
+            match async_io::Async::<std::net::TcpListener>::bind(addr) {
+                Ok(listener) => {
+                    bound = Some(listener);
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let listener = std::sync::Arc::new(bound.ok_or(last)?);
+        let local = listener.get_ref().local_addr()?;
         let (server, driver) = Server::new(config)?;
         ::async_std::task::spawn(driver);
-        let listener = std::sync::Arc::new(listener);
         let accept = accept_loop(
             server.handle(),
-            move || {
-                let listener = listener.clone();
-                async move { listener.accept().await.map(|(s, _)| s) }
-            },
+            move || super::accept_tcp(std::sync::Arc::clone(&listener)),
             |handle, stream| {
                 ::async_std::task::spawn(handle.serve(stream));
             },
