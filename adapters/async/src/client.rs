@@ -835,7 +835,10 @@ struct Scratch {
 /// reactor (a wait on epoll and a wake-up). With many busy connections it mostly
 /// finds the socket still empty, one wasted system call per turn. So the driver reads
 /// on a hunch while such reads find something about once in three tries or more, and
-/// otherwise once every [`HUNCH_PROBE`] turns, to notice when they start to.
+/// otherwise once every [`HUNCH_PROBE`] turns, to notice when they start to. (Over
+/// [`TcpStream`](crate::TcpStream), which itself waits for the reactor after a short
+/// read, a read on a hunch costs no system call and seldom finds anything; hunches
+/// pay over streams that try the socket on every read.)
 struct Readable {
     flag: Arc<ReadFlag>,
     waker: Waker,
