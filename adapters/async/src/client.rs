@@ -614,7 +614,7 @@ impl<C: Connector> Driver<C> {
                         message,
                         tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
                     );
-                    scratch.read.push(message);
+                    scratch.read.push(wire::unshare(message, ws.get_config()));
                 }
                 Poll::Ready(Some(Err(e))) => break Some(Some(e.to_string())),
                 Poll::Ready(None) => break Some(None),

@@ -521,6 +521,7 @@ async fn run_open<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let config = *ws.get_config();
     let (mut tx, mut rx) = ws.split();
     let reading = async {
         loop {
@@ -529,7 +530,10 @@ where
                 Some(Err(e)) => return wire::end_reason(e),
                 // A Ping makes tungstenite queue a Pong, which it writes on the next
                 // poll of the stream: at once, as the loop comes round.
-                Some(Ok(message)) => shared.feed(Command::Frame(conn, message)),
+                Some(Ok(message)) => {
+                    let message = wire::unshare(message, &config);
+                    shared.feed(Command::Frame(conn, message));
+                }
             }
         }
     };

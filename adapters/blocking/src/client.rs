@@ -348,7 +348,7 @@ impl Driver {
                         message,
                         tungstenite::Message::Ping(_) | tungstenite::Message::Close(_)
                     );
-                    messages.push(message);
+                    messages.push(wire::unshare(message, open.ws.get_config()));
                 }
                 Err(e) if wire::would_block(&e) => break None,
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {

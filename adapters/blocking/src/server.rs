@@ -901,6 +901,7 @@ impl EventLoop {
                 Ok(message) => {
                     replied |= matches!(message, WsMessage::Ping(_));
                     let pending = &mut self.pending;
+                    let message = wire::unshare(message, open.ws.get_config());
                     let frame = Command::Frame(conn, message);
                     self.hub.handle(now, frame, |e| pending.push(e));
                 }

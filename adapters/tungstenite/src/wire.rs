@@ -14,7 +14,7 @@ use tungstenite::handshake::machine::TryParse;
 pub use tungstenite::handshake::server::Request;
 use tungstenite::handshake::server::{create_response, write_response};
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::Message;
+use tungstenite::{Bytes, Message};
 
 /// Buffer sizes for each server connection.
 ///
@@ -194,6 +194,31 @@ pub fn as_frame(message: &Message) -> Option<Frame<'_>> {
     })
 }
 
+/// Copies a mid-sized data message out of tungstenite's read buffer.
+///
+/// tungstenite hands out payloads that share its read buffer. While one is held (in a
+/// read batch, an event queue, the application's hands), tungstenite cannot reuse the
+/// buffer: its next read allocates a new one and zero-fills it. That costs one buffer
+/// per buffer's worth of messages, while a copy costs an allocation per message. So a
+/// text or binary payload between an eighth and a half of the read buffer (`config`'s)
+/// is copied into its own allocation; smaller ones share a buffer with many others, and
+/// larger ones fill most of one anyway.
+///
+/// Measured with the echo bench over 100 connections (ratio to raw async-tungstenite,
+/// event handler / event stream): 1 KiB messages 1.00 / 0.80 without the copy, 1.07 /
+/// 1.07 with it; 32-byte messages lost 2-3% when copied.
+#[inline]
+pub fn unshare(message: Message, config: &WebSocketConfig) -> Message {
+    let worth = config.read_buffer_size / 8..=config.read_buffer_size / 2;
+    match message {
+        Message::Binary(b) if worth.contains(&b.len()) => {
+            Message::Binary(Bytes::copy_from_slice(&b))
+        }
+        Message::Text(t) if worth.contains(&t.len()) => Message::Text(t.as_str().into()),
+        other => other,
+    }
+}
+
 /// Turns a core message into a tungstenite message without copying it (`String` and
 /// `Vec<u8>` become `Utf8Bytes` and `Bytes`).
 #[inline]
@@ -252,6 +277,28 @@ pub fn would_block(error: &tungstenite::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mid_sized_payloads_leave_the_read_buffer_and_others_stay() {
+        let config = WebSocketConfig::default().read_buffer_size(1024);
+        let buffer = Bytes::from(vec![7u8; 4096]);
+        let unshared = |range: std::ops::Range<usize>| {
+            let payload = buffer.slice(range);
+            let Message::Binary(after) = unshare(Message::Binary(payload.clone()), &config) else {
+                panic!("still binary");
+            };
+            assert_eq!(after, payload);
+            after.as_ptr() != payload.as_ptr()
+        };
+        assert!(!unshared(0..127), "under an eighth of the buffer: shared");
+        assert!(unshared(0..128), "an eighth: copied");
+        assert!(unshared(1000..1512), "half: copied");
+        assert!(!unshared(2000..2513), "over half: shared");
+        let text = Message::Text("h\u{e9}llo".repeat(40).into());
+        assert_eq!(unshare(text.clone(), &config), text);
+        let ping = Message::Ping(buffer.slice(0..200));
+        assert_eq!(unshare(ping.clone(), &config), ping);
+    }
 
     #[test]
     fn splits_a_complete_head_from_what_follows() {
