@@ -590,7 +590,8 @@ impl<C: Connector> Driver<C> {
 
     /// Feeds what a read gave (a message, the end of the connection, or an error) and
     /// whatever else has already arrived, to the core in one go; then passes the events
-    /// on. `true` if tungstenite queued an automatic reply (to a Ping or Close).
+    /// on. `true` if a flush is due: tungstenite queued an automatic reply (to a Ping or
+    /// Close), or a handler's answers were written.
     async fn read(
         &self,
         link: &mut Link<C>,
