@@ -1061,19 +1061,9 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct CountWakes(std::sync::atomic::AtomicUsize);
-
-    impl std::task::Wake for CountWakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
     #[test]
     fn a_drained_connection_is_read_again_only_once_the_reactor_wakes_it() {
-        let wakes = Arc::new(CountWakes::default());
-        let task = Waker::from(Arc::clone(&wakes));
+        let (wakes, task) = crate::handoff::tests::counting();
         let mut cx = Context::from_waker(&task);
         let mut conn = FakeConn {
             ready: VecDeque::from([1]),
@@ -1104,7 +1094,7 @@ mod tests {
 
     #[test]
     fn reads_on_a_hunch_go_on_while_they_find_something() {
-        let task = Waker::from(Arc::new(CountWakes::default()));
+        let (_, task) = crate::handoff::tests::counting();
         let mut cx = Context::from_waker(&task);
         let mut conn = FakeConn::default();
         let mut readable = Readable::new();

@@ -205,13 +205,14 @@ impl Nudge {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
     use std::task::Wake;
 
+    /// A waker that counts its wake-ups (the client's tests use it too).
     #[derive(Default)]
-    struct CountWakes(AtomicUsize);
+    pub(crate) struct CountWakes(pub(crate) AtomicUsize);
 
     impl Wake for CountWakes {
         fn wake(self: Arc<Self>) {
@@ -219,7 +220,7 @@ mod tests {
         }
     }
 
-    fn counting() -> (Arc<CountWakes>, Waker) {
+    pub(crate) fn counting() -> (Arc<CountWakes>, Waker) {
         let count = Arc::new(CountWakes::default());
         let waker = Waker::from(Arc::clone(&count));
         (count, waker)

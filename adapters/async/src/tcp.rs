@@ -199,7 +199,13 @@ mod tests {
         peer.write_all(b"abcdef").expect("write");
         drop(peer);
         let mut buf = [0u8; 3];
-        let mut got = Vec::new();
+        let n = within_patience(ours.read(&mut buf)).expect("read");
+        assert_eq!(n, 3);
+        assert!(
+            !ours.drained,
+            "a read that filled its buffer may have left more"
+        );
+        let mut got = buf.to_vec();
         loop {
             let n = within_patience(ours.read(&mut buf)).expect("read");
             if n == 0 {
