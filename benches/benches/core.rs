@@ -92,9 +92,10 @@ fn server_ping_round(c: &mut Criterion) {
     let mut now = Instant::now();
     let mut server = Server::new(ServerConfig::default(), now).expect("default config");
     for i in 0..CLIENTS {
+        let conn = server.incoming(now).expect("room for the clients");
         server
-            .open(now, Some(format!("client-{i}")))
-            .expect("room for the clients");
+            .open(now, conn, Some(format!("client-{i}")))
+            .expect("an accepted upgrade");
     }
     while server.poll_notice().is_some() {}
     let mut pings = Vec::with_capacity(CLIENTS);

@@ -121,7 +121,9 @@ fn ping_rounds_do_not_allocate() {
     let conns: Vec<ConnId> = (0..200)
         .map(|i| {
             now += Duration::from_millis(7);
-            server.open(now, Some(format!("client-{i}"))).unwrap()
+            let conn = server.incoming(now).unwrap();
+            server.open(now, conn, Some(format!("client-{i}"))).unwrap();
+            conn
         })
         .collect();
     while server.poll_notice().is_some() {}

@@ -28,7 +28,19 @@ fn script() -> String {
     let mut record = |h: &mut Harness, trace: &mut String| {
         let t = h.t().as_millis();
         for a in h.actions() {
-            writeln!(trace, "{t:>6} action {a:?}").unwrap();
+            let shown = match a {
+                // A deadline is an instant: shown as time since the start.
+                Action::Connect {
+                    conn,
+                    attempt,
+                    deadline,
+                } => format!(
+                    "Connect {{ conn: {conn:?}, attempt: {attempt}, deadline: {}ms }}",
+                    (deadline - h.start).as_millis()
+                ),
+                other => format!("{other:?}"),
+            };
+            writeln!(trace, "{t:>6} action {shown}").unwrap();
         }
         for n in h.notices() {
             writeln!(trace, "{t:>6} notice {n:?}").unwrap();

@@ -105,6 +105,8 @@ fn config() -> impl Strategy<Value = ClientConfig> {
             c.heartbeat.any_frame_is_alive = any_frame;
             c.heartbeat.interval = Duration::from_millis(1000);
             c.heartbeat.timeout = Duration::from_millis(400);
+            // A stalled write is given up before most reconnect delays run out.
+            c.write_timeout = Duration::from_millis(1500);
             c.reconnect.backoff = if exp {
                 Backoff::exponential(Duration::from_millis(base), Duration::from_millis(base * 8))
             } else {
@@ -274,9 +276,15 @@ proptest! {
                 }
                 Op::ReconnectNow => client.reconnect_now(now),
                 Op::Stall(on) => {
+                    if let Some(c) = world.stalled.take() {
+                        client.handle_event(now, Event::WriteFlushed(c));
+                    }
                     world.stalled = client
                         .current_conn()
                         .filter(|c| on && client.state() == ReadyState::Open && world.live.contains(c));
+                    if let Some(c) = world.stalled {
+                        client.handle_event(now, Event::WriteBlocked(c));
+                    }
                 }
                 Op::StalledThenLost { sends, fail_write } => {
                     let open = client.current_conn().filter(|c| {

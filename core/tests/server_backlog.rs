@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::server::{close, config, Harness};
+use common::server::{config, Harness};
 use heartline_core::{
     close_code, EvictReason, Initiator, Message, ServerAction, ServerConfig, ServerNotice,
     ServerSendErrorKind,
@@ -37,27 +37,21 @@ fn a_client_that_does_not_read_is_evicted_at_the_bound() {
     // The queued sends are dropped with the connection; the driver gets the close.
     assert_eq!(
         h.actions(),
-        vec![
-            close(slow, close_code::BACKLOG, "too far behind"),
-            ServerAction::Abort { conn: slow },
-        ]
+        vec![ServerAction::Evict {
+            conn: slow,
+            reason: EvictReason::Backlog
+        }]
     );
     assert_eq!(
         h.notices(),
-        vec![
-            ServerNotice::Evicted {
-                conn: slow,
-                name: Some("slow".into()),
-                reason: EvictReason::Backlog,
-            },
-            ServerNotice::Closed {
-                conn: slow,
-                name: Some("slow".into()),
-                code: close_code::BACKLOG,
-                reason: "too far behind".into(),
-                by: Initiator::Local,
-            },
-        ]
+        vec![ServerNotice::Closed {
+            conn: slow,
+            name: Some("slow".into()),
+            code: close_code::BACKLOG,
+            reason: "too far behind".into(),
+            by: Initiator::Local,
+            evicted: Some(EvictReason::Backlog),
+        }]
     );
     assert_eq!(h.server.lookup("slow"), None);
 }
@@ -106,8 +100,10 @@ fn broadcast_reaches_everyone_and_evicts_only_the_slow() {
                 conn: fast,
                 message: msg(200),
             },
-            close(slow, close_code::BACKLOG, "too far behind"),
-            ServerAction::Abort { conn: slow },
+            ServerAction::Evict {
+                conn: slow,
+                reason: EvictReason::Backlog
+            },
         ]
     );
     assert!(h.server.is_open(fast) && h.server.is_open(sender));

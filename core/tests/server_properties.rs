@@ -1,7 +1,8 @@
 //! Property tests: random event sequences against the invariants a server's users rely
 //! on: a registry name always maps to a live connection, no deadline is left in the
 //! past, nothing is emitted for a connection that is gone, nobody is pinged or evicted
-//! early, backlogs stay bounded, every opened connection is closed exactly once.
+//! early, backlogs stay bounded, every opened connection is closed exactly once, a
+//! handshake or a stalled write is cut off at its deadline and not before.
 
 mod common;
 
@@ -26,6 +27,13 @@ enum Op {
     Backwards(u16),
     /// Open a connection with `NAMES[i]`, or anonymous.
     Open(Option<usize>),
+    /// A socket accepted whose upgrade is not done yet.
+    Incoming,
+    /// The upgrade of the n-th connection is done (if it is still pending).
+    Upgrade(usize, Option<usize>),
+    /// A write to the n-th connection could not finish / everything went out.
+    Blocked(usize),
+    Flushed(usize),
     /// Events on the n-th connection ever opened (possibly gone).
     Pong(usize),
     Text(usize),
@@ -47,6 +55,11 @@ fn op() -> impl Strategy<Value = Op> {
         4 => Just(Op::Fire),
         1 => (0u16..2000).prop_map(Op::Backwards),
         4 => prop::option::weighted(0.8, 0usize..NAMES.len()).prop_map(Op::Open),
+        1 => Just(Op::Incoming),
+        1 => (conn.clone(), prop::option::weighted(0.8, 0usize..NAMES.len()))
+            .prop_map(|(c, n)| Op::Upgrade(c, n)),
+        2 => conn.clone().prop_map(Op::Blocked),
+        2 => conn.clone().prop_map(Op::Flushed),
         3 => conn.clone().prop_map(Op::Pong),
         2 => conn.clone().prop_map(Op::Text),
         2 => conn.clone().prop_map(Op::Heartbeat),
@@ -67,8 +80,14 @@ struct World {
     start: Instant,
     /// Latest time fed in (what the server clamps to).
     now: Instant,
-    /// Every connection ever opened, in order.
+    /// Every connection ever accepted, in order.
     conns: Vec<ConnId>,
+    /// When each connection was accepted, while its upgrade is pending.
+    pending: HashMap<ConnId, Instant>,
+    /// Connections dropped before they opened.
+    dropped: HashSet<ConnId>,
+    /// Since when writes to each connection are blocked.
+    blocked: HashMap<ConnId, Instant>,
     /// Last sign of life of connections that are open.
     last_seen: HashMap<ConnId, Instant>,
     /// Last Ping payload sent to each connection.
@@ -93,6 +112,19 @@ impl World {
         }
     }
 
+    fn upgrade(&mut self, conn: ConnId, name: Option<usize>) {
+        let name = name.map(|i| NAMES[i].to_owned());
+        let opened = self.server.open(self.now, conn, name);
+        prop_assert_eq_ok(
+            opened.is_ok(),
+            self.pending.contains_key(&conn) && !self.server.is_shutting_down(),
+        );
+        if opened.is_ok() {
+            self.pending.remove(&conn);
+            self.last_seen.insert(conn, self.now);
+        }
+    }
+
     fn apply(&mut self, op: &Op) -> bool {
         let mut exact = false;
         match *op {
@@ -112,10 +144,35 @@ impl World {
                 self.server.handle_timeout(then.max(self.start));
             }
             Op::Open(name) => {
-                let name = name.map(|i| NAMES[i].to_owned());
-                if let Ok(conn) = self.server.open(self.now, name) {
+                if let Ok(conn) = self.server.incoming(self.now) {
                     self.conns.push(conn);
-                    self.last_seen.insert(conn, self.now);
+                    self.pending.insert(conn, self.now);
+                    self.upgrade(conn, name);
+                }
+            }
+            Op::Incoming => {
+                if let Ok(conn) = self.server.incoming(self.now) {
+                    self.conns.push(conn);
+                    self.pending.insert(conn, self.now);
+                }
+            }
+            Op::Upgrade(i, name) => {
+                if let Some(c) = self.conn(i) {
+                    self.upgrade(c, name);
+                }
+            }
+            Op::Blocked(i) => {
+                if let Some(c) = self.conn(i) {
+                    if self.server.backlog(c).is_some() && !self.pending.contains_key(&c) {
+                        self.blocked.entry(c).or_insert(self.now);
+                    }
+                    self.server.handle_write_blocked(self.now, c);
+                }
+            }
+            Op::Flushed(i) => {
+                if let Some(c) = self.conn(i) {
+                    self.blocked.remove(&c);
+                    self.server.handle_write_flushed(c);
                 }
             }
             Op::Pong(i) => {
@@ -141,6 +198,9 @@ impl World {
             }
             Op::Disconnected(i) => {
                 if let Some(c) = self.conn(i) {
+                    if self.pending.remove(&c).is_some() {
+                        self.dropped.insert(c);
+                    }
                     self.server.handle_disconnected(self.now, c, None);
                 }
             }
@@ -193,7 +253,48 @@ impl World {
                     p.copy_from_slice(payload.as_bytes());
                     self.pings.insert(conn, p);
                 }
-                ServerAction::Abort { .. } => aborted.push(conn),
+                ServerAction::Abort { .. } => {
+                    if self.pending.remove(&conn).is_some() {
+                        prop_assert!(
+                            self.server.is_shutting_down(),
+                            "handshake aborted while running"
+                        );
+                        self.dropped.insert(conn);
+                    } else {
+                        aborted.push(conn);
+                    }
+                }
+                ServerAction::Evict {
+                    reason: EvictReason::HandshakeTimeout,
+                    ..
+                } => {
+                    let since = self.pending.remove(&conn);
+                    prop_assert!(since.is_some(), "handshake timeout for an open connection");
+                    if let Some(since) = since {
+                        let deadline = since + self.config.handshake_timeout;
+                        prop_assert!(now >= deadline, "handshake cut off early");
+                        if exact {
+                            prop_assert_eq!(now, deadline, "handshake cut off late");
+                        }
+                    }
+                    self.dropped.insert(conn);
+                }
+                ServerAction::Evict {
+                    reason: EvictReason::WriteStall,
+                    ..
+                } => {
+                    let since = self.blocked.get(&conn).copied();
+                    prop_assert!(since.is_some(), "write stall without a blocked write");
+                    if let Some(since) = since {
+                        let deadline = since + self.config.write_timeout;
+                        prop_assert!(now >= deadline, "write stall cut off early");
+                        if exact {
+                            prop_assert_eq!(now, deadline, "write stall cut off late");
+                        }
+                    }
+                    aborted.push(conn);
+                }
+                ServerAction::Evict { .. } => aborted.push(conn),
                 _ => {}
             }
         }
@@ -203,9 +304,16 @@ impl World {
                 ServerNotice::Opened { conn, .. } => {
                     prop_assert!(self.opened.insert(conn), "opened twice");
                 }
-                ServerNotice::Evicted {
+                ServerNotice::Closed {
                     conn,
-                    reason: EvictReason::Idle,
+                    evicted: Some(EvictReason::Idle),
+                    ..
+                } if !self.gone.contains(&conn) && !self.last_seen.contains_key(&conn) => {
+                    prop_assert!(false, "evicted a connection that was not open");
+                }
+                ServerNotice::Closed {
+                    conn,
+                    evicted: Some(EvictReason::Idle),
                     ..
                 } => {
                     let seen = self.last_seen.get(&conn).copied();
@@ -217,12 +325,18 @@ impl World {
                             prop_assert_eq!(now, deadline, "evicted after the idle deadline");
                         }
                     }
+                    prop_assert!(self.opened.contains(&conn), "closed before opened");
+                    prop_assert!(self.gone.insert(conn), "closed twice");
+                    closed_now.insert(conn);
+                    self.last_seen.remove(&conn);
+                    self.blocked.remove(&conn);
                 }
                 ServerNotice::Closed { conn, .. } => {
                     prop_assert!(self.opened.contains(&conn), "closed before opened");
                     prop_assert!(self.gone.insert(conn), "closed twice");
                     closed_now.insert(conn);
                     self.last_seen.remove(&conn);
+                    self.blocked.remove(&conn);
                 }
                 ServerNotice::ShutdownComplete => {
                     prop_assert!(!self.shutdown_reported, "shutdown reported twice");
@@ -238,7 +352,9 @@ impl World {
         // Connections the server no longer holds are exactly the closed ones.
         for conn in &self.conns {
             let held = self.server.backlog(*conn).is_some();
-            prop_assert_eq!(held, !self.gone.contains(conn));
+            let ended = self.gone.contains(conn) || self.dropped.contains(conn);
+            prop_assert_eq!(held, !ended);
+            prop_assert!(!(self.gone.contains(conn) && self.dropped.contains(conn)));
             if let Some(b) = self.server.backlog(*conn) {
                 prop_assert!(b <= self.config.max_backlog_bytes);
             }
@@ -272,6 +388,14 @@ impl World {
     }
 }
 
+/// `assert_eq!` for a helper that cannot return a proptest error.
+fn prop_assert_eq_ok(got: bool, want: bool) {
+    assert_eq!(
+        got, want,
+        "open succeeds exactly for a pending upgrade while running"
+    );
+}
+
 fn payload(n: u16) -> Message {
     Message::Binary(vec![0; usize::from(n)])
 }
@@ -284,6 +408,9 @@ proptest! {
         let config = ServerConfig {
             max_backlog_bytes: 1000,
             ping_slack: ms(slack),
+            // Shorter than the idle timeout, so stalls and handshakes run out first.
+            write_timeout: ms(1500),
+            handshake_timeout: ms(2000),
             ..config()
         };
         let start = Instant::now();
@@ -293,6 +420,9 @@ proptest! {
             start,
             now: start,
             conns: Vec::new(),
+            pending: HashMap::new(),
+            dropped: HashSet::new(),
+            blocked: HashMap::new(),
             last_seen: HashMap::new(),
             pings: HashMap::new(),
             opened: HashSet::new(),
@@ -313,5 +443,6 @@ proptest! {
         prop_assert!(w.server.is_shut_down());
         prop_assert!(w.shutdown_reported);
         prop_assert_eq!(w.gone.len(), w.opened.len());
+        prop_assert_eq!(w.gone.len() + w.dropped.len(), w.conns.len());
     }
 }

@@ -74,6 +74,7 @@ fn old_connection_finishing_its_close_leaves_the_successor_registered() {
             code: close_code::REPLACED,
             reason: "replaced by a newer connection".into(),
             by: Initiator::Local,
+            evicted: None,
         }]
     );
     assert_eq!(h.server.lookup("alice"), Some(new));
@@ -124,7 +125,7 @@ fn different_names_and_anonymous_clients_coexist() {
     let a = h.connect("/ws/?name=a");
     let b = h.connect("/ws/?name=b");
     let anon = h.connect("/ws/");
-    let empty = h.server.open(h.now, Some(String::new())).unwrap();
+    let empty = h.open_as(Some(String::new()));
     assert!(h.actions().is_empty(), "nobody replaced");
     let mut clients: Vec<_> = h.server.clients().collect();
     clients.sort();

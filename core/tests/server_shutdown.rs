@@ -13,6 +13,8 @@ fn every_client_gets_1001_and_stragglers_are_aborted() {
     let polite = h.open("polite");
     let dead = h.open("dead");
     let closing = h.open("closing");
+    // A socket whose upgrade is under way: nothing to close gracefully.
+    let upgrading = h.incoming();
     h.server.close(h.now, closing, 1000, "bye").unwrap();
     h.actions();
     h.notices();
@@ -25,11 +27,13 @@ fn every_client_gets_1001_and_stragglers_are_aborted() {
         vec![
             close(polite, close_code::GOING_AWAY, "server shutting down"),
             close(dead, close_code::GOING_AWAY, "server shutting down"),
+            ServerAction::Abort { conn: upgrading },
         ],
-        "one Close each; the one already closing keeps its handshake"
+        "one Close each; the one already closing keeps its handshake; the upgrade is dropped"
     );
+    assert_eq!(h.server.incoming(h.now), Err(OpenError::ShuttingDown));
     assert_eq!(
-        h.server.open(h.now, Some("late".into())),
+        h.server.open(h.now, upgrading, Some("late".into())),
         Err(OpenError::ShuttingDown)
     );
     assert_eq!(

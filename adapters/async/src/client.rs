@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_io::{Async, Timer};
 use async_tungstenite::tungstenite;
@@ -30,7 +30,7 @@ use heartline_core::{Action, CloseError, ConnId, Disposition, Event, Message, Se
 use heartline_tungstenite::client::{
     AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
 };
-use heartline_tungstenite::wire;
+use heartline_tungstenite::{wire, Wait};
 
 use crate::handoff::{self, EventReceiver, EventSender, Nudge};
 use crate::tls::{self, MaybeTls};
@@ -326,14 +326,10 @@ type Ws<C> = WebSocketStream<MaybeTls<<C as Connector>::Stream>>;
 // turn's select.
 type Attempt<C> = Pin<Box<dyn Future<Output = Result<Box<Ws<C>>, AttemptError>> + Send>>;
 
-/// One connection attempt: target, TCP, TLS, WebSocket handshake, bounded by `timeout`.
-fn attempt<C: Connector>(
-    connector: Arc<C>,
-    prepared: Arc<Prepared>,
-    number: u32,
-    timeout: Duration,
-) -> Attempt<C> {
-    let work = async move {
+/// One connection attempt: target, TCP, TLS, WebSocket handshake. The core bounds it:
+/// at its connect deadline it says [`Step::Abort`], and the driver drops the attempt.
+fn attempt<C: Connector>(connector: Arc<C>, prepared: Arc<Prepared>, number: u32) -> Attempt<C> {
+    Box::pin(async move {
         let (request, endpoint) = prepared.target(number)?;
         let (host, port) = (endpoint.host.clone(), endpoint.port);
         let tcp = connector
@@ -347,13 +343,6 @@ fn attempt<C: Connector>(
         let (ws, _response) =
             async_tungstenite::client_async_with_config(request, stream, config).await?;
         Ok(Box::new(ws))
-    };
-    Box::pin(async move {
-        future::or(work, async {
-            Timer::after(timeout).await;
-            Err(AttemptError::Io("connect timeout".to_owned()))
-        })
-        .await
     })
 }
 
@@ -496,9 +485,10 @@ impl<C: Connector> Driver<C> {
         let mut now = Instant::now();
         loop {
             self.deliver();
-            let Some(deadline) = self.run_actions(&mut link, now, &mut scratch.actions).await
-            else {
-                break;
+            let deadline = match self.run_actions(&mut link, now, &mut scratch.actions).await {
+                Wait::Stop => break,
+                Wait::Until(deadline) => Some(deadline),
+                Wait::Forever => None,
             };
             if let Some(d) = deadline {
                 // `now` is from this turn's start: a deadline that came due since makes
@@ -642,14 +632,14 @@ impl<C: Connector> Driver<C> {
 
     /// Executes every action the core has. Messages are written into tungstenite's
     /// buffer one after the other and flushed once at the end. `now` is when the driver
-    /// last woke: deadlines due by then are handled first. Returns the core's next
-    /// deadline, or `None` once the driver is done (see [`SharedCore::next_deadline`]).
+    /// last woke: deadlines due by then are handled first. Returns how to wait next
+    /// (see [`SharedCore::wait`]).
     async fn run_actions(
         &self,
         link: &mut Link<C>,
         now: Instant,
         actions: &mut VecDeque<Action>,
-    ) -> Option<Option<Instant>> {
+    ) -> Wait {
         // Whatever a handle changed until here is taken below: a nudge before this
         // point needs no wake-up of its own.
         self.nudge.clear();
@@ -657,11 +647,11 @@ impl<C: Connector> Driver<C> {
         loop {
             let mut unflushed = None;
             let idle = matches!(link, Link::Idle);
-            let deadline = self
+            if let Some(wait) = self
                 .core()
-                .take_actions(now.take(), idle, actions, self.notify());
-            if actions.is_empty() {
-                return deadline;
+                .take_actions(now.take(), idle, actions, self.notify())
+            {
+                return wait;
             }
             while !actions.is_empty() {
                 // All that can be done at once, without an `await` per action; then the
@@ -716,20 +706,20 @@ impl<C: Connector> Driver<C> {
                 Step::Connect {
                     conn,
                     attempt: number,
-                    timeout,
+                    ..
                 } => {
                     let prepared = Arc::clone(&self.prepared);
                     let connector = Arc::clone(&self.connector);
                     *link = Link::Connecting {
                         conn,
-                        attempt: attempt(connector, prepared, number, timeout),
+                        attempt: attempt(connector, prepared, number),
                     };
                 }
+                // The core has moved on (a timeout, a close while connecting): drop the
+                // connection or the attempt, and report nothing.
                 Step::Abort { conn } => {
                     if link.conn() == Some(conn) {
                         *link = Link::Idle;
-                        self.core()
-                            .event(Event::Disconnected(conn, None), self.notify());
                     }
                 }
                 Step::Write { conn, message } => {
@@ -766,40 +756,41 @@ impl<C: Connector> Driver<C> {
         }
     }
 
-    /// Runs one write or flush within the write timeout. A write stuck on a peer that
-    /// does not read still lets the core's deadlines run; if the core gives up on the
-    /// connection meanwhile the write is abandoned (`Err(None)`). `Err(Some(e))` is an
-    /// IO error or the write timeout.
+    /// Runs one write or flush. A write stuck on a peer that does not read is reported
+    /// to the core, whose deadlines (its write timeout among them) run meanwhile; once
+    /// the core gives up on the connection the write is abandoned (`Err(None)`).
+    /// `Err(Some(e))` is an IO error.
     async fn bounded<F>(&self, io: F, conn: ConnId) -> Result<(), Option<String>>
     where
         F: Future<Output = Result<(), tungstenite::Error>>,
     {
         futures_lite::pin!(io);
-        // Usually the socket takes the bytes at once: no timer and no clock needed.
-        let mut outcome = future::poll_once(io.as_mut()).await;
-        let mut give_up = None;
+        // Usually the socket takes the bytes at once: nothing to report, no timer.
+        if let Some(result) = future::poll_once(io.as_mut()).await {
+            return written(result);
+        }
+        self.core().event(Event::WriteBlocked(conn), self.notify());
         loop {
-            if let Some(result) = outcome {
-                return written(result);
-            }
-            let now = Instant::now();
-            let give_up = *give_up.get_or_insert(now + self.prepared.write_timeout);
-            if now >= give_up {
-                return Err(Some("write timed out: the peer is not reading".to_owned()));
-            }
             let wake = {
                 let mut core = self.core().lock();
-                core.handle_timeout(now);
+                core.handle_timeout(Instant::now());
                 if core.current_conn() != Some(conn) {
                     return Err(None);
                 }
-                core.poll_timeout().map_or(give_up, |d| d.min(give_up))
+                core.poll_timeout()
             };
-            outcome = future::or(async { Some(io.as_mut().await) }, async {
-                Timer::at(wake).await;
+            let outcome = future::or(async { Some(io.as_mut().await) }, async {
+                match wake {
+                    Some(at) => Timer::at(at).await,
+                    None => future::pending().await,
+                };
                 None
             })
             .await;
+            if let Some(result) = outcome {
+                self.core().event(Event::WriteFlushed(conn), self.notify());
+                return written(result);
+            }
         }
     }
 }

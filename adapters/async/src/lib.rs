@@ -45,7 +45,7 @@ pub use heartline_core::{
 };
 pub use heartline_tungstenite::client::{
     BoxError, BuildError, ClientEvent, ClientHandle, ConnectTarget, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_WRITE_TIMEOUT,
+    DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
 };
 #[cfg(feature = "rustls")]
 pub use rustls;

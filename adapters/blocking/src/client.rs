@@ -33,7 +33,7 @@ use heartline_tungstenite::client::{
     AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
 };
 use heartline_tungstenite::resolve::resolve;
-use heartline_tungstenite::wire;
+use heartline_tungstenite::{wire, Wait};
 
 /// Builds a blocking client: URL, heartline configuration, WebSocket buffer sizes,
 /// timeouts, TLS roots and an optional per-attempt callback.
@@ -125,9 +125,9 @@ fn remaining(deadline: Instant) -> Result<Duration, AttemptError> {
     }
 }
 
-/// One connection attempt: target, TCP, TLS, WebSocket handshake, within `timeout`.
-fn attempt(prepared: &Prepared, number: u32, timeout: Duration) -> Result<Ws, AttemptError> {
-    let deadline = Instant::now() + timeout;
+/// One connection attempt: target, TCP, TLS, WebSocket handshake, each blocking call
+/// bounded by the core's `deadline` for the attempt.
+fn attempt(prepared: &Prepared, number: u32, deadline: Instant) -> Result<Ws, AttemptError> {
     let (request, endpoint) = prepared.target(number)?;
     let (host, port) = (endpoint.host.as_str(), endpoint.port);
     let io_err = |e: io::Error| AttemptError::Io(format!("connect to {host}:{port}: {e}"));
@@ -176,10 +176,6 @@ fn attempt(prepared: &Prepared, number: u32, timeout: Duration) -> Result<Ws, At
                 ))
             }
         };
-    ws.get_ref()
-        .tcp()
-        .set_write_timeout(Some(prepared.write_timeout))
-        .map_err(io_err)?;
     Ok(ws)
 }
 
@@ -212,8 +208,8 @@ struct Link {
     /// A second descriptor of the same socket, registered with the poller: the
     /// connection's own stream may sit inside TLS.
     registered: mio::net::TcpStream,
-    /// Since when the socket has taken no more, if it has not.
-    stalled: Option<Instant>,
+    /// The socket takes no more (reported to the core, whose write timeout runs).
+    stalled: bool,
     /// Reading stopped at [`READ_BATCH`] with more to read.
     more: bool,
 }
@@ -242,14 +238,15 @@ impl Driver {
             let mut unflushed = false;
             // While the socket takes no more, new messages wait in the core (counted in
             // `buffered_amount`, given back to the queue if the connection is lost)
-            // instead of piling up in tungstenite's buffer; the write timeout bounds
-            // the wait. A connection the core has given up on meanwhile is dropped.
-            if let Some(open) = link.as_ref().filter(|l| l.stalled.is_some()) {
+            // instead of piling up in tungstenite's buffer; the core's write timeout
+            // bounds the wait. A connection the core has given up on meanwhile is
+            // dropped.
+            if let Some(open) = link.as_ref().filter(|l| l.stalled) {
                 if self.core().lock().current_conn() != Some(open.conn) {
                     self.close_link(&mut link);
                 }
             }
-            let stalled = |link: &Option<Link>| link.as_ref().is_some_and(|l| l.stalled.is_some());
+            let stalled = |link: &Option<Link>| link.as_ref().is_some_and(|l| l.stalled);
             if stalled(&link) {
                 self.core().pass_notices(self.notify());
             }
@@ -273,14 +270,11 @@ impl Driver {
             if unflushed {
                 self.flush(&mut link);
             }
-            let Some(deadline) = self.core().next_deadline(link.is_none()) else {
-                break;
+            let wake_at = match self.core().wait(link.is_none()) {
+                Wait::Stop => break,
+                Wait::Until(deadline) => Some(deadline),
+                Wait::Forever => None,
             };
-            let stall_limit = link
-                .as_ref()
-                .and_then(|l| l.stalled)
-                .map(|since| since + self.prepared.write_timeout);
-            let wake_at = [deadline, stall_limit].into_iter().flatten().min();
             let timeout = if link.as_ref().is_some_and(|l| l.more) {
                 Some(Duration::ZERO)
             } else {
@@ -304,24 +298,13 @@ impl Driver {
                     readable |= event.is_readable() || event.is_read_closed() || event.is_error();
                 }
             }
-            if writable && link.as_ref().is_some_and(|l| l.stalled.is_some()) {
+            if writable && link.as_ref().is_some_and(|l| l.stalled) {
                 self.flush(&mut link);
             }
             if readable || link.as_ref().is_some_and(|l| l.more) {
                 self.read(&mut link);
             }
-            let now = Instant::now();
-            if let Some(open) = link.as_ref() {
-                if open
-                    .stalled
-                    .is_some_and(|since| now >= since + self.prepared.write_timeout)
-                {
-                    let conn = open.conn;
-                    self.close_link(&mut link);
-                    self.disconnected(conn, Some("write timed out: the peer is not reading"));
-                }
-            }
-            self.core().lock().handle_timeout(now);
+            self.core().lock().handle_timeout(Instant::now());
         }
         self.close_link(&mut link);
         let _ = self.core().next_action(self.notify());
@@ -400,7 +383,7 @@ impl Driver {
             conn,
             ws,
             registered,
-            stalled: None,
+            stalled: false,
             // What came with the handshake, or is buffered in TLS, is read at once.
             more: true,
         })
@@ -412,10 +395,10 @@ impl Driver {
             Step::Connect {
                 conn,
                 attempt: number,
-                timeout,
+                deadline,
             } => {
                 self.close_link(link);
-                match attempt(&self.prepared, number, timeout) {
+                match attempt(&self.prepared, number, deadline) {
                     Ok(ws) => {
                         let d = self.core().event(Event::Connected(conn), self.notify());
                         // Stale: the application closed meanwhile; drop the socket.
@@ -434,10 +417,10 @@ impl Driver {
                     }
                 }
             }
+            // The core has moved on: nothing to report.
             Step::Abort { conn } => {
                 if link.as_ref().is_some_and(|l| l.conn == conn) {
                     self.close_link(link);
-                    self.disconnected(conn, None);
                 }
             }
             Step::Write { conn, message } => {
@@ -457,8 +440,10 @@ impl Driver {
         if let Some(open) = link.as_mut() {
             let result = open.ws.flush();
             if self.wrote(link, result) {
-                if let Some(open) = link.as_mut() {
-                    open.stalled = None;
+                if let Some(open) = link.as_mut().filter(|l| l.stalled) {
+                    open.stalled = false;
+                    self.core()
+                        .event(Event::WriteFlushed(open.conn), self.notify());
                 }
             }
         }
@@ -466,7 +451,7 @@ impl Driver {
 
     /// Handles the outcome of a write or flush: `true` if all of it is on the wire.
     /// A socket that takes no more leaves the rest in tungstenite's buffer until it
-    /// is writable again, for at most the write timeout.
+    /// is writable again, for at most the core's write timeout.
     fn wrote(&self, link: &mut Option<Link>, result: Result<(), tungstenite::Error>) -> bool {
         let Some(open) = link.as_mut() else {
             return false;
@@ -477,7 +462,10 @@ impl Driver {
             // The close handshake finished: the read side reports the end.
             Err(tungstenite::Error::ConnectionClosed) => return false,
             Err(e) if wire::would_block(&e) => {
-                open.stalled.get_or_insert_with(Instant::now);
+                if !open.stalled {
+                    open.stalled = true;
+                    self.core().event(Event::WriteBlocked(conn), self.notify());
+                }
                 return false;
             }
             Err(e) => e.to_string(),

@@ -25,7 +25,7 @@
 //! The client's thread connects with a connect timeout, then waits on the open socket,
 //! the handles' wake-ups and the core's next deadline at once: what a handle sends goes
 //! out immediately, an idle connection costs no wake-ups, and a peer that stops reading
-//! is dropped after the write timeout. Feature `rustls` adds `wss://` with rustls (ring), the web
+//! is dropped after the core's write timeout. Feature `rustls` adds `wss://` with rustls (ring), the web
 //! PKI roots, and `ClientBuilder::tls_root_certificate` for self-signed servers.
 //!
 //! # Server
@@ -46,7 +46,7 @@ pub use heartline_core::{
 };
 pub use heartline_tungstenite::client::{
     BoxError, BuildError, ClientEvent, ClientHandle, ConnectTarget, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE, DEFAULT_WRITE_TIMEOUT,
+    DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
 };
 pub use heartline_tungstenite::{hub, wire};
 #[cfg(feature = "rustls")]

@@ -16,8 +16,6 @@ use heartline_core::Message;
 fn start(core: heartline_core::ServerConfig) -> Server {
     let config = ServerConfig {
         core,
-        // A write stuck on a peer that does not read ends the connection this soon.
-        write_timeout: Duration::from_millis(500),
         ..ServerConfig::default()
     };
     Server::bind("127.0.0.1:0", config).expect("bind")

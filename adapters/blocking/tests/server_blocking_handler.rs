@@ -23,8 +23,6 @@ struct HandlerServer {
 fn config(core: heartline_core::ServerConfig) -> ServerConfig {
     ServerConfig {
         core,
-        // A write stuck on a peer that does not read ends the connection this soon.
-        write_timeout: Duration::from_millis(500),
         ..ServerConfig::default()
     }
 }

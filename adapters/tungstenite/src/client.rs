@@ -23,7 +23,7 @@ use tungstenite::http::{HeaderName, HeaderValue, Request, Response};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Bytes, Utf8Bytes};
 
-use crate::{tls, wire};
+use crate::{tls, wire, Wait};
 
 /// Default read buffer: 4 KiB.
 ///
@@ -39,10 +39,6 @@ pub const DEFAULT_WRITE_BUFFER_SIZE: usize = 4 * 1024;
 /// Default largest inbound message: 16 MiB (tungstenite's is 64 MiB). Generous for a
 /// WebSocket application, small enough that a hostile peer cannot exhaust memory fast.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
-
-/// Default write timeout: 5 s. A write that cannot finish in 5 s means the peer stopped
-/// reading; the connection is then dropped as broken (and the core reconnects).
-pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An error a connect callback may return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -151,8 +147,6 @@ pub struct Options {
     pub ws_config: WebSocketConfig,
     /// The per-attempt callback.
     pub on_connect: Option<Arc<TargetFn>>,
-    /// Longest time one write may block.
-    pub write_timeout: Duration,
     /// TLS choices.
     pub tls: tls::TlsSettings,
 }
@@ -165,7 +159,6 @@ impl fmt::Debug for Options {
             .field("seed", &self.seed)
             .field("ws_config", &self.ws_config)
             .field("on_connect", &self.on_connect.is_some())
-            .field("write_timeout", &self.write_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -182,7 +175,6 @@ impl Options {
                 .write_buffer_size(DEFAULT_WRITE_BUFFER_SIZE)
                 .max_message_size(Some(DEFAULT_MAX_MESSAGE_SIZE)),
             on_connect: None,
-            write_timeout: DEFAULT_WRITE_TIMEOUT,
             tls: tls::TlsSettings::default(),
         }
     }
@@ -215,7 +207,6 @@ impl Options {
             target: self.target,
             on_connect: self.on_connect,
             ws_config: self.ws_config,
-            write_timeout: self.write_timeout,
             heartbeat,
             #[cfg(feature = "rustls")]
             tls,
@@ -234,8 +225,6 @@ pub struct Prepared {
     pub on_connect: Option<Arc<TargetFn>>,
     /// tungstenite's configuration.
     pub ws_config: WebSocketConfig,
-    /// Longest time one write may block.
-    pub write_timeout: Duration,
     /// The application heartbeat message, converted once.
     pub heartbeat: Option<tungstenite::Message>,
     /// The TLS configuration for `wss://`.
@@ -248,7 +237,6 @@ impl fmt::Debug for Prepared {
         f.debug_struct("Prepared")
             .field("target", &self.target)
             .field("ws_config", &self.ws_config)
-            .field("write_timeout", &self.write_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -278,12 +266,12 @@ impl Prepared {
             Action::Connect {
                 conn,
                 attempt,
-                timeout,
+                deadline,
             } => {
                 return Step::Connect {
                     conn,
                     attempt,
-                    timeout,
+                    deadline,
                 }
             }
             Action::Abort { conn } => return Step::Abort { conn },
@@ -311,10 +299,11 @@ pub enum Step {
         conn: ConnId,
         /// Reconnect attempt number (0 for the first connection).
         attempt: u32,
-        /// The connect timeout.
-        timeout: Duration,
+        /// When the core gives up on the attempt (it says so with [`Step::Abort`]); a
+        /// driver whose connect calls block bounds them by it.
+        deadline: Instant,
     },
-    /// Drop the connection.
+    /// Drop the connection (or the attempt): the core has moved on, report nothing.
     Abort {
         /// The connection.
         conn: ConnId,
@@ -371,19 +360,20 @@ impl SharedCore {
         crate::lock(&self.core)
     }
 
-    /// The core's next deadline (`Some(None)`: none), or `None` when the driver is done:
-    /// the client is closed for good and, `idle`, the driver holds no connection. From
-    /// then on [`ClientHandle::reconnect_now`] does nothing: nobody would carry it out.
-    pub fn next_deadline(&self, idle: bool) -> Option<Option<Instant>> {
-        self.deadline_locked(&self.lock(), idle)
+    /// How the driver waits next: until the core's deadline, or not at all once the
+    /// driver is done (the client is closed for good and, `idle`, the driver holds no
+    /// connection). From then on [`ClientHandle::reconnect_now`] does nothing: nobody
+    /// would carry it out.
+    pub fn wait(&self, idle: bool) -> Wait {
+        self.wait_locked(&self.lock(), idle)
     }
 
-    fn deadline_locked(&self, core: &Client, idle: bool) -> Option<Option<Instant>> {
+    fn wait_locked(&self, core: &Client, idle: bool) -> Wait {
         if idle && core.is_closed() {
             self.finished.store(true, Ordering::Relaxed);
-            return None;
+            return Wait::Stop;
         }
-        Some(core.poll_timeout())
+        core.poll_timeout().map_or(Wait::Forever, Wait::Until)
     }
 
     /// Feeds an inbound message to the core; the notices it caused go to `notify`
@@ -451,15 +441,15 @@ impl SharedCore {
 
     /// Handles the deadlines due by `now` (if given), then moves every pending action
     /// into `actions` under one lock, after passing on pending notices. When there was
-    /// none, also answers [`SharedCore::next_deadline`] for a driver that is `idle`
-    /// (holds no connection); otherwise the answer is `Some` and means nothing yet.
+    /// none, also answers [`SharedCore::wait`] for a driver that is `idle` (holds no
+    /// connection), in the same lock: `None` means actions were taken.
     pub fn take_actions(
         &self,
         now: Option<Instant>,
         idle: bool,
         actions: &mut VecDeque<Action>,
         notify: impl FnMut(ClientEvent),
-    ) -> Option<Option<Instant>> {
+    ) -> Option<Wait> {
         let mut core = self.lock();
         if let Some(now) = now {
             core.handle_timeout(now);
@@ -467,9 +457,9 @@ impl SharedCore {
         drain(&mut core, notify);
         core.take_actions(actions);
         if !actions.is_empty() {
-            return Some(None);
+            return None;
         }
-        self.deadline_locked(&core, idle)
+        Some(self.wait_locked(&core, idle))
     }
 }
 
@@ -715,10 +705,11 @@ macro_rules! client_builder_options {
             self
         }
 
-        /// How long one write may block before the connection counts as broken (the
-        /// peer stopped reading). Default `DEFAULT_WRITE_TIMEOUT` (5 s); at least 1 ms.
+        /// How long the socket may take nothing before the connection counts as broken
+        /// (the peer stopped reading): sets `ClientConfig::write_timeout` (default 5 s)
+        /// in the configuration given so far; at least 1 ms.
         pub fn write_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.options.write_timeout = timeout.max(std::time::Duration::from_millis(1));
+            self.options.config.write_timeout = timeout.max(std::time::Duration::from_millis(1));
             self
         }
 

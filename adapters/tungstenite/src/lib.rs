@@ -8,8 +8,9 @@
 //! - [`client`]: the client handle and events, the builder options, the attempt
 //!   target, and the core shared by handles and driver, with the core's actions turned
 //!   into tungstenite messages;
-//! - [`hub`]: the server's core machine, the connections' mailboxes and the commands a
-//!   server driver feeds it;
+//! - [`hub`]: the one server front: the server's core machine, the answer to every
+//!   request head, the connections' outboxes, what connections report and what the
+//!   application asks;
 //! - [`wire`]: the HTTP side of an upgrade, buffer defaults, and the one translation
 //!   between the core's messages and frames and tungstenite's;
 //! - [`tls`]: the TLS setup for `wss://` clients (feature `rustls`).
@@ -26,6 +27,17 @@ pub mod wire;
 
 /// The core this glue drives, for the client builder options macro.
 pub use heartline_core;
+
+/// How a driver waits next, as the core's deadline says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// For IO, or until this deadline, whichever comes first.
+    Until(std::time::Instant),
+    /// For IO: no deadline is set.
+    Forever,
+    /// Not at all: the machine is done (shut down, or closed for good), stop.
+    Stop,
+}
 
 /// Locks `mutex`, also when a holder panicked: every mutex in heartline guards data that
 /// each holder leaves consistent, so a poisoned lock is still usable.

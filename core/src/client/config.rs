@@ -28,6 +28,14 @@ pub struct ClientConfig {
     ///
     /// Default 5 s: a live peer answers a Close in one round trip; a dead one never does.
     pub close_timeout: Duration,
+    /// How long the connection's socket may take nothing (a write could not finish and
+    /// none has finished since) before the client drops the connection as broken and
+    /// reconnects.
+    ///
+    /// Default 5 s: a server that is merely busy drains a socket buffer in well under a
+    /// second; one that takes nothing for 5 s has stopped reading, and the heartbeat
+    /// cannot tell, because its answers may still arrive.
+    pub write_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -38,6 +46,7 @@ impl Default for ClientConfig {
             queue: QueueConfig::default(),
             connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -60,6 +69,7 @@ impl ClientConfig {
         }
         nonzero("connect_timeout", self.connect_timeout)?;
         nonzero("close_timeout", self.close_timeout)?;
+        nonzero("write_timeout", self.write_timeout)?;
         let rc = &self.reconnect;
         match rc.backoff {
             Backoff::Fixed(d) => nonzero("reconnect.backoff", d)?,

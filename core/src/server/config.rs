@@ -51,7 +51,8 @@ pub struct ServerConfig {
     pub app_heartbeats: Vec<HeartbeatRule>,
     /// How upgrade requests are judged before the 101.
     pub upgrade: UpgradeRules,
-    /// How long a driver lets one HTTP upgrade take before it drops the socket.
+    /// How long one HTTP upgrade may take, from the accepted socket to the 101 written,
+    /// before the socket is dropped ([`EvictReason::HandshakeTimeout`](crate::EvictReason)).
     ///
     /// Default 10 s: a client on a poor mobile link sends its few hundred bytes of
     /// request well within it, and a client that trickles bytes to hold sockets open
@@ -61,6 +62,21 @@ pub struct ServerConfig {
     ///
     /// Default 5 s: a live peer answers a Close in one round trip; a dead one never does.
     pub close_timeout: Duration,
+    /// How long a connection's socket may take nothing (a write could not finish and
+    /// none has finished since) before the client is evicted
+    /// ([`EvictReason::WriteStall`](crate::EvictReason)).
+    ///
+    /// Default 10 s: a reader that is merely slow drains a socket buffer in well under a
+    /// second; a peer that takes nothing for 10 s has stopped reading, even if it still
+    /// sends (and so looks alive to the idle timeout).
+    pub write_timeout: Duration,
+    /// How long a driver waits before it accepts again after accepting failed (out of
+    /// file descriptors, say): see
+    /// [`Server::handle_accept_failed`](crate::Server::handle_accept_failed).
+    ///
+    /// Default 50 ms: long enough that a listener in trouble is not retried in a busy
+    /// loop, short enough that connections wait little once descriptors are free again.
+    pub accept_pause: Duration,
     /// Largest inbound message in bytes. Drivers configure their WebSocket library with
     /// it; a larger message that still reaches the core is not delivered and the
     /// connection is closed with [`close_code::TOO_BIG`](crate::close_code::TOO_BIG).
@@ -93,6 +109,8 @@ impl Default for ServerConfig {
             upgrade: UpgradeRules::default(),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            accept_pause: Duration::from_millis(50),
             max_message_size: 64 << 10,
             max_backlog_bytes: 256 << 10,
         }
@@ -118,6 +136,8 @@ impl ServerConfig {
         }
         nonzero("handshake_timeout", self.handshake_timeout)?;
         nonzero("close_timeout", self.close_timeout)?;
+        nonzero("write_timeout", self.write_timeout)?;
+        nonzero("accept_pause", self.accept_pause)?;
         if self.max_message_size == 0 {
             return Err(ConfigError::new(
                 "max_message_size",

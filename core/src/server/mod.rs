@@ -5,9 +5,13 @@
 mod config;
 mod json;
 mod table;
+mod types;
 mod upgrade;
 
 pub use config::{FrameFn, HeartbeatAnswer, HeartbeatMatch, HeartbeatRule, ServerConfig};
+pub use types::{
+    EvictReason, OpenError, ServerAction, ServerNotice, ServerSendError, ServerSendErrorKind,
+};
 pub use upgrade::{
     percent_decode, Accepted, AuthorizeFn, NameFn, NameSource, PathRule, QueryError, Rejection,
     UpgradeRequest, UpgradeRules,
@@ -24,198 +28,6 @@ use crate::frame::{close_code, Frame, Message};
 use crate::{ConfigError, ConnId, Disposition, Initiator, PingPayload};
 use table::{Closing, Stage, Table};
 
-/// What the server asks its driver to do. Every action names the connection it is for;
-/// a driver ignores actions for a connection it no longer has.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerAction<P = Message> {
-    /// Send a protocol Ping with this payload.
-    SendPing {
-        /// The connection.
-        conn: ConnId,
-        /// The payload (a sequence number).
-        payload: PingPayload,
-    },
-    /// Send an application message. Report its length with
-    /// [`Server::handle_written`] once written.
-    Send {
-        /// The connection.
-        conn: ConnId,
-        /// The message.
-        message: P,
-    },
-    /// Answer an application heartbeat with this message. Report its length with
-    /// [`Server::handle_written`] once written.
-    Reply {
-        /// The connection.
-        conn: ConnId,
-        /// The answer.
-        message: Message,
-    },
-    /// Send a Close frame and keep reading until the peer closes; then drop the
-    /// connection and report [`Server::handle_disconnected`]. The server sends
-    /// [`ServerAction::Abort`] if that takes too long. When an `Abort` for the same
-    /// connection follows at once (an eviction), write the Close only if the socket
-    /// takes it without waiting.
-    Close {
-        /// The connection.
-        conn: ConnId,
-        /// The close code.
-        code: u16,
-        /// The close reason (at most 123 bytes).
-        reason: Cow<'static, str>,
-    },
-    /// Drop the connection now. The server has already forgotten it: no
-    /// [`Server::handle_disconnected`] is needed (one is ignored).
-    Abort {
-        /// The connection.
-        conn: ConnId,
-    },
-}
-
-impl<P> ServerAction<P> {
-    /// The connection the action is for.
-    pub fn conn(&self) -> ConnId {
-        match self {
-            ServerAction::SendPing { conn, .. }
-            | ServerAction::Send { conn, .. }
-            | ServerAction::Reply { conn, .. }
-            | ServerAction::Close { conn, .. }
-            | ServerAction::Abort { conn } => *conn,
-        }
-    }
-}
-
-/// What the server tells the application.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerNotice {
-    /// A connection opened (and, with a name, was registered).
-    Opened {
-        /// The connection.
-        conn: ConnId,
-        /// Its registry name.
-        name: Option<Arc<str>>,
-    },
-    /// A newer connection took over `name`; the older one is being closed with
-    /// [`close_code::REPLACED`].
-    Replaced {
-        /// The name.
-        name: Arc<str>,
-        /// The replaced connection.
-        old: ConnId,
-        /// The connection now registered under `name`.
-        new: ConnId,
-    },
-    /// A client was evicted (closed and dropped at once). [`ServerNotice::Closed`]
-    /// follows.
-    Evicted {
-        /// The connection.
-        conn: ConnId,
-        /// Its registry name.
-        name: Option<Arc<str>>,
-        /// Why.
-        reason: EvictReason,
-    },
-    /// A connection is gone: removed from the server and the registry. Every
-    /// [`ServerNotice::Opened`] is followed by exactly one of these.
-    Closed {
-        /// The connection.
-        conn: ConnId,
-        /// Its registry name.
-        name: Option<Arc<str>>,
-        /// The close code (1006 when it ended without a close frame).
-        code: u16,
-        /// The close reason, or what ended it.
-        reason: Cow<'static, str>,
-        /// Who ended it.
-        by: Initiator,
-    },
-    /// An upgrade request was refused.
-    Rejected {
-        /// The request path.
-        path: String,
-        /// The HTTP status answered.
-        status: u16,
-    },
-    /// [`Server::shutdown`] finished: every connection is gone.
-    ShutdownComplete,
-}
-
-/// Why a client was evicted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EvictReason {
-    /// Silent for [`ServerConfig::idle_timeout`]; closed with [`close_code::IDLE_TIMEOUT`].
-    Idle,
-    /// Its backlog passed [`ServerConfig::max_backlog_bytes`]; closed with
-    /// [`close_code::BACKLOG`].
-    Backlog,
-}
-
-impl EvictReason {
-    /// `idle` or `backlog`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EvictReason::Idle => "idle",
-            EvictReason::Backlog => "backlog",
-        }
-    }
-}
-
-/// [`Server::open`] could not take the connection; the driver drops it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenError {
-    /// [`Server::shutdown`] was called.
-    ShuttingDown,
-    /// The server holds the most connections it can address (16,777,215).
-    Full,
-}
-
-impl fmt::Display for OpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OpenError::ShuttingDown => f.write_str("server is shutting down"),
-            OpenError::Full => f.write_str("server holds too many connections"),
-        }
-    }
-}
-
-impl std::error::Error for OpenError {}
-
-/// A message the server would not send; the message comes back to the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSendError<P = Message> {
-    /// The message that was not sent.
-    pub message: P,
-    /// Why.
-    pub kind: ServerSendErrorKind,
-}
-
-/// Why a server send was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerSendErrorKind {
-    /// No open connection has this id (it closed, is closing, or never existed).
-    NotOpen,
-    /// No client is registered under this name.
-    UnknownName,
-    /// The message alone is larger than [`ServerConfig::max_backlog_bytes`].
-    TooLarge,
-    /// The message would take the client past its backlog bound: the client was
-    /// evicted with [`close_code::BACKLOG`].
-    Evicted,
-}
-
-impl<P: fmt::Debug> fmt::Display for ServerSendError<P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.kind {
-            ServerSendErrorKind::NotOpen => "connection is not open",
-            ServerSendErrorKind::UnknownName => "no client has this name",
-            ServerSendErrorKind::TooLarge => "message is larger than the backlog bound",
-            ServerSendErrorKind::Evicted => "client could not keep up and was evicted",
-        })
-    }
-}
-
-impl<P: fmt::Debug> std::error::Error for ServerSendError<P> {}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shutdown {
     Running,
@@ -229,32 +41,39 @@ enum Shutdown {
 ///
 /// ## The driver's part
 ///
-/// 1. For each upgrade request, [`Server::accept`]; on `Err` answer the [`Rejection`]'s
-///    status and body, on `Ok` finish the handshake (within
-///    [`ServerConfig::handshake_timeout`]) and call [`Server::open`] with the name.
-/// 2. Feed frames ([`Server::handle_frame`]), written bytes ([`Server::handle_written`])
-///    and ends of connections ([`Server::handle_disconnected`]).
+/// 1. For each accepted socket, [`Server::incoming`]: its handshake deadline starts.
+///    When its request head is in, [`Server::accept`] judges it; on `Err` answer the
+///    [`Rejection`]'s status and body, on `Ok` write the 101 and call [`Server::open`]
+///    with the name.
+/// 2. Feed frames ([`Server::handle_frame`]), written bytes ([`Server::handle_written`]),
+///    writes that could not finish and those that did ([`Server::handle_write_blocked`],
+///    [`Server::handle_write_flushed`]) and ends of connections
+///    ([`Server::handle_disconnected`]).
 /// 3. Drain [`Server::poll_action`] and execute each action on the connection it names
 ///    (ignore actions for connections you no longer have), then wait for IO or
 ///    [`Server::poll_timeout`] and call [`Server::handle_timeout`].
+///
+/// Every deadline is the server's: a driver keeps no timer of its own.
 ///
 /// ## Liveness
 ///
 /// Any inbound frame is a sign of life. A client quiet for
 /// [`ServerConfig::ping_interval`] gets one protocol Ping; a client silent for
 /// [`ServerConfig::idle_timeout`] since its last sign of life is evicted at exactly that
-/// moment: [`ServerAction::Close`] with [`close_code::IDLE_TIMEOUT`] immediately followed
-/// by [`ServerAction::Abort`], and it is forgotten at once. A client that silent is
-/// almost always dead or unreachable, so waiting for its close handshake would only hold
-/// the socket for another `close_timeout`; but the Close costs nothing to write, and a
-/// client that was merely frozen (a suspended laptop, a stalled tab) then learns why it
-/// was dropped instead of seeing a bare reset. Backlog eviction works the same way.
+/// moment: one [`ServerAction::Evict`] with [`EvictReason::Idle`], and it is forgotten at
+/// once. A client that silent is almost always dead or unreachable, so waiting for its
+/// close handshake would only hold the socket for another `close_timeout`; but the
+/// Close (4408) costs nothing to write, and a client that was merely frozen (a suspended
+/// laptop, a stalled tab) then learns why it was dropped instead of seeing a bare reset.
+/// Backlog and write-stall evictions work the same way; a handshake that does not
+/// finish in time is evicted without a frame.
 ///
-/// All deadlines of all connections come from one timer source: three intrusive lists
-/// (quiet, pinged, closing), each in deadline order because every connection shares the
-/// same timeouts. [`Server::poll_timeout`] is the smallest of three heads, an inbound
-/// frame relinks its connection at the tail of the quiet list (no heap operation, no
-/// allocation), and [`Server::handle_timeout`] touches only connections that are due.
+/// All deadlines of all connections come from one timer source: five intrusive lists
+/// (handshake, quiet, pinged, closing, and write-stalled), each in deadline order because
+/// every connection shares the same timeouts. [`Server::poll_timeout`] is the smallest of
+/// five heads, an inbound frame relinks its connection at the tail of the quiet list (no
+/// heap operation, no allocation), and [`Server::handle_timeout`] touches only
+/// connections that are due.
 ///
 /// ## Payloads
 ///
@@ -272,7 +91,7 @@ enum Shutdown {
 /// ```
 /// use std::time::{Duration, Instant};
 /// use heartline_core::{
-///     close_code, Disposition, Frame, Server, ServerAction, ServerConfig, UpgradeRequest,
+///     Disposition, EvictReason, Frame, Server, ServerAction, ServerConfig, UpgradeRequest,
 /// };
 ///
 /// let start = Instant::now();
@@ -280,9 +99,10 @@ enum Shutdown {
 /// // An upgrade request arrives: judge it before answering 101.
 /// let headers: &[(&str, &[u8])] = &[("Host", b"example.com")];
 /// let req = UpgradeRequest::new("/ws/?name=alice", headers);
+/// let alice = server.incoming(start).unwrap();
 /// let accepted = server.accept(start, &req).unwrap();
-/// // The handshake finished: the connection is tracked and registered.
-/// let alice = server.open(start, accepted.name).unwrap();
+/// // The 101 went out: the connection is open and registered.
+/// server.open(start, alice, accepted.name).unwrap();
 /// assert_eq!(server.lookup("alice"), Some(alice));
 /// // A browser's heartbeat is answered and not delivered.
 /// let seen = start + Duration::from_secs(1);
@@ -296,11 +116,10 @@ enum Shutdown {
 /// let t = server.poll_timeout().unwrap();
 /// assert_eq!(t, seen + Duration::from_secs(75));
 /// server.handle_timeout(t);
-/// assert!(matches!(
+/// assert_eq!(
 ///     server.poll_action(),
-///     Some(ServerAction::Close { code: close_code::IDLE_TIMEOUT, .. })
-/// ));
-/// assert_eq!(server.poll_action(), Some(ServerAction::Abort { conn: alice }));
+///     Some(ServerAction::Evict { conn: alice, reason: EvictReason::Idle })
+/// );
 /// assert_eq!(server.lookup("alice"), None);
 /// ```
 pub struct Server<P = Message> {
@@ -313,7 +132,7 @@ pub struct Server<P = Message> {
     registry: HashMap<Arc<str>, ConnId>,
     ping_seq: u64,
     /// Actions and whether each is final: queued as a connection was removed (an
-    /// eviction's Close and Abort), so it goes out although the connection is gone.
+    /// eviction or abort), so it goes out although the connection is gone.
     /// Other actions for a connection that is gone by the time they are polled are
     /// dropped: the driver no longer has it.
     actions: VecDeque<(ServerAction<P>, bool)>,
@@ -369,8 +188,31 @@ impl<P> Server<P> {
 
     // ---- handshake ----
 
+    /// A socket was accepted: the server tracks it from now on, and drops it (with
+    /// [`ServerAction::Evict`], [`EvictReason::HandshakeTimeout`]) unless its upgrade is
+    /// done within [`ServerConfig::handshake_timeout`]. It is not open yet: it gets no
+    /// pings, is in no registry, and is not counted by [`Server::len`].
+    pub fn incoming(&mut self, now: Instant) -> Result<ConnId, OpenError> {
+        let now = self.clamp(now);
+        if self.shutdown != Shutdown::Running {
+            return Err(OpenError::ShuttingDown);
+        }
+        self.table
+            .insert(now, Stage::Handshake)
+            .ok_or(OpenError::Full)
+    }
+
+    /// Accepting a socket failed (out of file descriptors, a connection reset before it
+    /// was accepted): the listener is fine, but trying again at once would spin. The
+    /// answer is when to try again ([`ServerConfig::accept_pause`] from now).
+    pub fn handle_accept_failed(&mut self, now: Instant) -> Instant {
+        let now = self.clamp(now);
+        at(now, self.config.accept_pause).unwrap_or(now)
+    }
+
     /// Judges an upgrade request with [`ServerConfig::upgrade`] (and 503 while shutting
-    /// down). A rejection is also reported as [`ServerNotice::Rejected`].
+    /// down). A rejection is also reported as [`ServerNotice::Rejected`]; the driver
+    /// writes it and drops the socket (the handshake deadline still bounds that write).
     pub fn accept(
         &mut self,
         now: Instant,
@@ -391,19 +233,26 @@ impl<P> Server<P> {
         verdict
     }
 
-    /// A connection finished its handshake: it is tracked from now on and, with a name,
-    /// registered (an empty name counts as none). An open connection with the same name
-    /// is replaced: it gets a Close with [`close_code::REPLACED`] and leaves the registry.
-    pub fn open(&mut self, now: Instant, name: Option<String>) -> Result<ConnId, OpenError> {
+    /// `conn`'s 101 went out: it is open from now on and, with a name, registered (an
+    /// empty name counts as none). An open connection with the same name is replaced: it
+    /// gets a Close with [`close_code::REPLACED`] and leaves the registry.
+    pub fn open(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        name: Option<String>,
+    ) -> Result<(), OpenError> {
         let now = self.clamp(now);
         if self.shutdown != Shutdown::Running {
             return Err(OpenError::ShuttingDown);
         }
+        let idx = match self.table.find(conn) {
+            Some(idx) if self.table.slot(idx).stage == Stage::Handshake => idx,
+            _ => return Err(OpenError::NotPending),
+        };
         let name: Option<Arc<str>> = name.filter(|n| !n.is_empty()).map(Arc::from);
-        let conn = self
-            .table
-            .insert(now, name.clone())
-            .ok_or(OpenError::Full)?;
+        self.table.slot_mut(idx).name = name.clone();
+        self.table.move_to(idx, Stage::Quiet, now);
         let replaced = name
             .as_ref()
             .and_then(|n| self.registry.insert(n.clone(), conn));
@@ -427,7 +276,7 @@ impl<P> Server<P> {
                 new: conn,
             });
         }
-        Ok(conn)
+        Ok(())
     }
 
     // ---- events ----
@@ -446,12 +295,17 @@ impl<P> Server<P> {
             Frame::Binary(b) => b.len() > self.config.max_message_size,
             _ => false,
         };
-        if self.table.slot(idx).stage == Stage::Closing {
+        match self.table.slot(idx).stage {
             // Data still arriving during a close handshake is the application's.
-            return match frame {
-                Frame::Text(_) | Frame::Binary(_) if !too_big => Disposition::Deliver,
-                _ => Disposition::Consumed,
-            };
+            Stage::Closing => {
+                return match frame {
+                    Frame::Text(_) | Frame::Binary(_) if !too_big => Disposition::Deliver,
+                    _ => Disposition::Consumed,
+                }
+            }
+            // Not upgraded yet: no frame can have been parsed for it.
+            Stage::Handshake => return Disposition::Stale,
+            Stage::Quiet | Stage::Pinged => {}
         }
         self.table.move_to(idx, Stage::Quiet, now);
         match frame {
@@ -501,13 +355,42 @@ impl<P> Server<P> {
         }
     }
 
+    /// A write to `conn` could not finish: its socket takes no more for now. Unless
+    /// [`Server::handle_write_flushed`] follows within [`ServerConfig::write_timeout`],
+    /// the client is evicted with [`EvictReason::WriteStall`]. Reporting it again while
+    /// blocked changes nothing: the stall counts from the first report.
+    pub fn handle_write_blocked(&mut self, now: Instant, conn: ConnId) {
+        let now = self.clamp(now);
+        match self.table.find(conn) {
+            // The handshake deadline bounds the writes of an upgrade.
+            Some(idx) if self.table.slot(idx).stage != Stage::Handshake => {
+                self.table.stall(idx, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Everything written to `conn` so far is on its socket: a stall, if any, is over.
+    pub fn handle_write_flushed(&mut self, conn: ConnId) {
+        if let Some(idx) = self.table.find(conn) {
+            self.table.unstall(idx);
+        }
+    }
+
     /// `conn` ended: the peer closed TCP, an IO error happened (`error` says which), or
-    /// the driver finished a close. The connection leaves the server and the registry.
+    /// the driver finished a close or an HTTP answer. The connection leaves the server
+    /// and the registry.
     pub fn handle_disconnected(&mut self, now: Instant, conn: ConnId, error: Option<&str>) {
         self.clamp(now);
         let Some(idx) = self.table.find(conn) else {
             return;
         };
+        if self.table.slot(idx).stage == Stage::Handshake {
+            // Never opened: nobody heard of it.
+            self.table.remove(idx);
+            self.check_shutdown();
+            return;
+        }
         let closing = self.table.slot_mut(idx).closing.take();
         let (code, reason, by) = match closing {
             Some(c) => (c.code, c.reason, c.by),
@@ -517,13 +400,14 @@ impl<P> Server<P> {
                 Initiator::Transport,
             ),
         };
-        self.remove(idx, code, reason, by);
+        self.remove(idx, code, reason, by, None);
     }
 
     /// Handles every deadline at or before `now`: aborts close handshakes that took too
-    /// long, evicts clients silent for `idle_timeout`, pings clients quiet for
-    /// `ping_interval`. Each handled deadline moves or goes, so calling this again with
-    /// the same `now` does nothing; it only touches connections that are due.
+    /// long, drops handshakes that took too long, evicts clients whose writes stalled
+    /// for `write_timeout` or that were silent for `idle_timeout`, pings clients quiet
+    /// for `ping_interval`. Each handled deadline moves or goes, so calling this again
+    /// with the same `now` does nothing; it only touches connections that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clamp(now);
         while let Some(idx) = self.due(Stage::Closing, now) {
@@ -534,7 +418,13 @@ impl<P> Server<P> {
                 (close_code::ABNORMAL, Cow::Borrowed(""), Initiator::Local),
                 |c| (c.code, c.reason, c.by),
             );
-            self.remove(idx, code, reason, by);
+            self.remove(idx, code, reason, by, None);
+        }
+        while let Some(idx) = self.due(Stage::Handshake, now) {
+            self.evict(idx, EvictReason::HandshakeTimeout);
+        }
+        while let Some(idx) = self.stall_due(now) {
+            self.evict(idx, EvictReason::WriteStall);
         }
         while let Some(idx) = self.due(Stage::Pinged, now) {
             self.evict(idx, EvictReason::Idle);
@@ -574,7 +464,7 @@ impl<P> Server<P> {
     ) -> Result<(), ServerSendError<P>> {
         self.clamp(now);
         match self.table.find(conn) {
-            Some(idx) if self.table.slot(idx).stage != Stage::Closing => {
+            Some(idx) if self.table.slot(idx).stage.is_open() => {
                 self.send_to_slot(idx, conn, message)
             }
             _ => Err(ServerSendError {
@@ -617,7 +507,7 @@ impl<P> Server<P> {
         }
         let now = self.clamp(now);
         match self.table.find(conn) {
-            Some(idx) if self.table.slot(idx).stage != Stage::Closing => {
+            Some(idx) if self.table.slot(idx).stage.is_open() => {
                 let reason = Cow::Owned(reason.to_owned());
                 self.start_close(now, idx, code, reason, Initiator::Local);
                 Ok(true)
@@ -637,11 +527,15 @@ impl<P> Server<P> {
         }
         self.shutdown = Shutdown::Draining;
         for i in 0..self.table.capacity() {
-            let open = self
-                .table
-                .held(i)
-                .is_some_and(|s| s.stage != Stage::Closing);
-            if open {
+            let Some(stage) = self.table.held(i).map(|s| s.stage) else {
+                continue;
+            };
+            if stage == Stage::Handshake {
+                // Not upgraded: nothing to close gracefully.
+                let conn = self.table.id(i as u32);
+                self.actions.push_back((ServerAction::Abort { conn }, true));
+                self.table.remove(i as u32);
+            } else if stage.is_open() {
                 self.start_close(
                     now,
                     i as u32,
@@ -677,29 +571,42 @@ impl<P> Server<P> {
     /// [`ServerConfig::effective_ping_slack`] to share a wake-up), found in constant
     /// time.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [Stage::Closing, Stage::Pinged, Stage::Quiet]
-            .into_iter()
-            .filter_map(|stage| self.wake_at(stage))
-            .min()
+        let stall = self.stall_deadline().map(|(_, at)| at);
+        [
+            Stage::Closing,
+            Stage::Handshake,
+            Stage::Pinged,
+            Stage::Quiet,
+        ]
+        .into_iter()
+        .filter_map(|stage| self.wake_at(stage))
+        .chain(stall)
+        .min()
     }
 
     // ---- getters ----
 
-    /// Connections held: open, or closing and not yet gone.
+    /// Connections held: open, or closing and not yet gone (not those still in their
+    /// handshake).
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.table.len() - self.table.count(Stage::Handshake)
     }
 
-    /// Whether no connection is held.
+    /// Whether no connection is held (see [`Server::len`]).
     pub fn is_empty(&self) -> bool {
-        self.table.len() == 0
+        self.len() == 0
+    }
+
+    /// Sockets accepted whose upgrade is not done yet.
+    pub fn handshakes(&self) -> usize {
+        self.table.count(Stage::Handshake)
     }
 
     /// Whether `conn` is open (not closing, not gone).
     pub fn is_open(&self, conn: ConnId) -> bool {
         self.table
             .find(conn)
-            .is_some_and(|i| self.table.slot(i).stage != Stage::Closing)
+            .is_some_and(|i| self.table.slot(i).stage.is_open())
     }
 
     /// The connection registered as `name`.
@@ -722,7 +629,9 @@ impl<P> Server<P> {
     pub fn connections(&self) -> impl Iterator<Item = (ConnId, Option<&str>)> + '_ {
         (0..self.table.capacity()).filter_map(|i| {
             let slot = self.table.held(i)?;
-            (slot.stage != Stage::Closing).then(|| (self.table.id(i as u32), slot.name.as_deref()))
+            slot.stage
+                .is_open()
+                .then(|| (self.table.id(i as u32), slot.name.as_deref()))
         })
     }
 
@@ -758,6 +667,7 @@ impl<P> Server<P> {
     fn deadline(&self, stage: Stage) -> Option<Instant> {
         let idx = self.table.head(stage)?;
         let after = match stage {
+            Stage::Handshake => self.config.handshake_timeout,
             Stage::Quiet => self.config.ping_interval,
             Stage::Pinged => self.config.idle_timeout,
             Stage::Closing => self.config.close_timeout,
@@ -779,6 +689,17 @@ impl<P> Server<P> {
         self.deadline(stage)
             .is_some_and(|t| t <= now)
             .then_some(idx)
+    }
+
+    /// The connection blocked longest and when its stall runs out.
+    fn stall_deadline(&self) -> Option<(u32, Instant)> {
+        let (idx, since) = self.table.stall_head()?;
+        Some((idx, at(since, self.config.write_timeout)?))
+    }
+
+    fn stall_due(&self, now: Instant) -> Option<u32> {
+        self.stall_deadline()
+            .and_then(|(idx, t)| (t <= now).then_some(idx))
     }
 
     fn app_heartbeat(&mut self, idx: u32, conn: ConnId, frame: Frame<'_>) -> Disposition {
@@ -873,29 +794,20 @@ impl<P> Server<P> {
         self.table.move_to(idx, Stage::Closing, now);
     }
 
-    /// Closes (best effort) and drops a client at once.
+    /// Drops a connection at once, with one action that says why.
     fn evict(&mut self, idx: u32, reason: EvictReason) {
         let conn = self.table.id(idx);
-        let (code, text) = match reason {
-            EvictReason::Idle => (close_code::IDLE_TIMEOUT, "idle timeout"),
-            EvictReason::Backlog => (close_code::BACKLOG, "too far behind"),
-        };
-        let text = Cow::Borrowed(text);
-        self.actions.push_back((
-            ServerAction::Close {
-                conn,
-                code,
-                reason: text.clone(),
-            },
-            true,
-        ));
-        self.actions.push_back((ServerAction::Abort { conn }, true));
-        self.notices.push_back(ServerNotice::Evicted {
-            conn,
-            name: self.table.slot(idx).name.clone(),
-            reason,
-        });
-        self.remove(idx, code, text, Initiator::Local);
+        self.actions
+            .push_back((ServerAction::Evict { conn, reason }, true));
+        if self.table.slot(idx).stage == Stage::Handshake {
+            // Never opened: nobody heard of it.
+            self.table.remove(idx);
+            self.check_shutdown();
+            return;
+        }
+        let code = reason.close_code().unwrap_or(close_code::ABNORMAL);
+        let text = Cow::Borrowed(reason.description());
+        self.remove(idx, code, text, Initiator::Local, Some(reason));
     }
 
     fn unregister(&mut self, idx: u32, conn: ConnId) {
@@ -908,7 +820,14 @@ impl<P> Server<P> {
         }
     }
 
-    fn remove(&mut self, idx: u32, code: u16, reason: Cow<'static, str>, by: Initiator) {
+    fn remove(
+        &mut self,
+        idx: u32,
+        code: u16,
+        reason: Cow<'static, str>,
+        by: Initiator,
+        evicted: Option<EvictReason>,
+    ) {
         let conn = self.table.id(idx);
         self.unregister(idx, conn);
         let name = self.table.remove(idx);
@@ -918,6 +837,7 @@ impl<P> Server<P> {
             code,
             reason,
             by,
+            evicted,
         });
         self.check_shutdown();
     }
@@ -948,10 +868,7 @@ impl<P: Clone> Server<P> {
         }
         let mut sent = 0;
         for i in 0..self.table.capacity() {
-            let open = self
-                .table
-                .held(i)
-                .is_some_and(|s| s.stage != Stage::Closing);
+            let open = self.table.held(i).is_some_and(|s| s.stage.is_open());
             if !open {
                 continue;
             }

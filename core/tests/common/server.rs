@@ -75,22 +75,38 @@ impl Harness {
         self.server.handle_timeout(self.now);
     }
 
-    /// Opens a connection named `name` (after an accepted handshake).
-    pub fn open(&mut self, name: &str) -> ConnId {
+    /// A socket accepted now, its upgrade not done yet.
+    pub fn incoming(&mut self) -> ConnId {
         self.server
-            .open(self.now, Some(name.to_owned()))
-            .expect("server takes the connection")
+            .incoming(self.now)
+            .expect("server takes the socket")
+    }
+
+    /// Opens a connection named `name` (a socket whose upgrade was accepted).
+    pub fn open(&mut self, name: &str) -> ConnId {
+        self.open_as(Some(name.to_owned()))
+    }
+
+    /// Opens a connection with `name`, or none.
+    pub fn open_as(&mut self, name: Option<String>) -> ConnId {
+        let conn = self.incoming();
+        self.server
+            .open(self.now, conn, name)
+            .expect("server takes the connection");
+        conn
     }
 
     /// Accepts the upgrade for `target` and opens the connection.
     pub fn connect(&mut self, target: &str) -> ConnId {
+        let conn = self.incoming();
         let accepted = self
             .server
             .accept(self.now, &UpgradeRequest::new(target, &[]))
             .expect("upgrade accepted");
         self.server
-            .open(self.now, accepted.name)
-            .expect("server takes the connection")
+            .open(self.now, conn, accepted.name)
+            .expect("server takes the connection");
+        conn
     }
 
     pub fn frame(&mut self, conn: ConnId, frame: Frame<'_>) -> Disposition {

@@ -152,13 +152,18 @@ fn report(log: &EventLog, event: ServerEvent) -> Option<(ConnId, Message)> {
             ServerNotice::Replaced { name: n, .. } => {
                 log.emit("replaced", &[("name", Value::Str(&n))]);
             }
-            ServerNotice::Evicted {
-                name: n, reason, ..
-            } => log.emit(
-                "evicted",
-                &[("name", name(&n)), ("reason", reason.as_str().into())],
-            ),
-            ServerNotice::Closed { name: n, code, .. } => {
+            ServerNotice::Closed {
+                name: n,
+                code,
+                evicted,
+                ..
+            } => {
+                if let Some(reason) = evicted {
+                    log.emit(
+                        "evicted",
+                        &[("name", name(&n)), ("reason", reason.as_str().into())],
+                    );
+                }
                 log.emit("disconnected", &[("name", name(&n)), ("code", code.into())]);
             }
             ServerNotice::Rejected { path, status } => {

@@ -109,6 +109,8 @@ pub fn core_config(ping_ms: u64, idle_ms: u64) -> heartline_core::ServerConfig {
         idle_timeout: Duration::from_millis(idle_ms),
         handshake_timeout: Duration::from_millis(500),
         close_timeout: Duration::from_millis(500),
+        // A write stuck on a peer that does not read ends the connection this soon.
+        write_timeout: Duration::from_millis(300),
         ..heartline_core::ServerConfig::default()
     }
 }

@@ -68,6 +68,16 @@ macro_rules! server_tests {
         }
 
         #[test]
+        fn a_client_that_sends_but_never_reads_is_cut_off_by_the_write_timeout() {
+            common::server_scenarios::sender_that_never_reads_is_cut_off(&$start(
+                heartline_core::ServerConfig {
+                    max_backlog_bytes: 64 << 20,
+                    ..common::server::core_config(100, 1_500)
+                },
+            ));
+        }
+
+        #[test]
         fn a_burst_of_messages_arrives_whole_and_in_order() {
             common::server_scenarios::burst_arrives_in_order(&$start(common::server::quiet()));
         }
@@ -134,13 +144,8 @@ pub fn frozen_client_is_evicted(server: &impl TestServer) {
 
     wait(
         server,
-        "eviction",
-        |e| matches!(e, ServerEvent::Notice(ServerNotice::Evicted { conn: c, reason: EvictReason::Idle, .. }) if *c == conn),
-    );
-    wait(
-        server,
-        "Closed",
-        |e| matches!(e, ServerEvent::Notice(ServerNotice::Closed { conn: c, .. }) if *c == conn),
+        "Closed by an idle eviction",
+        |e| matches!(e, ServerEvent::Notice(ServerNotice::Closed { conn: c, evicted: Some(EvictReason::Idle), .. }) if *c == conn),
     );
     assert_eq!(registered(server, "frozen"), None);
 
@@ -225,8 +230,8 @@ pub fn slow_reader_is_dropped(server: &impl TestServer) {
     assert!(refused.is_some(), "every send was accepted");
     wait(
         server,
-        "Closed",
-        |e| matches!(e, ServerEvent::Notice(ServerNotice::Closed { conn: c, .. }) if *c == conn),
+        "Closed by an eviction",
+        |e| matches!(e, ServerEvent::Notice(ServerNotice::Closed { conn: c, evicted: Some(EvictReason::Backlog | EvictReason::WriteStall), .. }) if *c == conn),
     );
     assert_eq!(registered(server, "slow"), None);
     // The server let go of the socket although the client still has not read: it
@@ -235,6 +240,36 @@ pub fn slow_reader_is_dropped(server: &impl TestServer) {
         pings_until_reset(&mut client.into_inner()),
         "the server still holds the socket"
     );
+}
+
+/// A client that keeps sending (so it never looks idle) but never reads is cut off
+/// once its socket has taken nothing for the write timeout, and the event says so.
+pub fn sender_that_never_reads_is_cut_off(server: &impl TestServer) {
+    const PING: [u8; 6] = [0x89, 0x80, 1, 2, 3, 4];
+    let mut client = connect(server.addr(), "/ws/?name=deaf");
+    let conn = opened(server, "deaf");
+    let chunk = "x".repeat(60 * 1024);
+    // Paced, so that the backlog bound (far above what the kernel buffers hold) is not
+    // reached before the stall runs out. Bounded: 5,000 rounds.
+    let refused = (0..5_000).find_map(|i| {
+        if i % 10 == 0 {
+            // A sign of life; the socket's own buffer takes it, as the server reads.
+            let _ = client.get_mut().write_all(&PING);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        server.send("deaf", chunk.as_str().into()).err()
+    });
+    assert_eq!(
+        refused,
+        Some(ServerError::NotConnected),
+        "the client was never cut off"
+    );
+    wait(
+        server,
+        "Closed by a write stall",
+        |e| matches!(e, ServerEvent::Notice(ServerNotice::Closed { conn: c, evicted: Some(EvictReason::WriteStall), .. }) if *c == conn),
+    );
+    assert_eq!(registered(server, "deaf"), None);
 }
 
 /// Shutdown sends 1001 to every client, and the server then stops.

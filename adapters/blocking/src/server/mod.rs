@@ -1,0 +1,320 @@
+//! A WebSocket server on `std::net`: pings its clients, evicts the silent ones, keeps a
+//! registry of clients by name and validates upgrade requests before answering 101.
+//!
+//! # Design
+//!
+//! One thread runs an event loop (epoll on Linux, kqueue on the BSDs and macOS, through
+//! `mio`) over non-blocking sockets, and owns the core's server machine through the
+//! [`Hub`]. The core's single deadline ([`Hub::deadline`]) is the loop's wait timeout:
+//! one timer for every connection's pings and evictions. Handles send commands over a
+//! channel and wake the loop. Nothing is shared, nothing is locked on the hot path, and
+//! a connection costs its socket, its small buffers and a few hundred bytes of state:
+//! about 2 KB per connection in all, measured with 10,000 clients (see
+//! `benches/load.sh`).
+//!
+//! Each socket is registered once, edge-triggered, for reading and writing. A read that
+//! returns less than it asked for emptied the socket (epoll(7)), so the next read waits
+//! for the next readiness event instead of costing a system call that would only say
+//! "would block": a ping costs one write and one read.
+//!
+//! Everything runs on the loop's thread, including [`ServerConfig::http`]: keep that
+//! handler quick (answer from memory).
+
+mod conn;
+mod event_loop;
+
+use std::fmt;
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use heartline_core::{ConnId, Message};
+use mio::net::TcpListener as MioListener;
+use mio::{Poll, Waker};
+
+use conn::{Slab, Slot};
+use event_loop::{EventLoop, LISTENER, WAKER};
+use heartline_tungstenite::hub::{Channels, Hub, Out, Outbox, Request, Target};
+pub use heartline_tungstenite::hub::{
+    ClientInfo, HttpHandler, ServerConfig, ServerError, ServerEvent,
+};
+use heartline_tungstenite::lock;
+pub use heartline_tungstenite::wire::{Buffers, HttpResponse, Request as HttpRequest};
+
+/// An application's event handler, called on the server's thread (see
+/// [`Server::start_with_handler`]).
+type EventHandler = Box<dyn FnMut(ServerEvent, &mut Responder<'_>) + Send>;
+
+/// What an event handler may do on the server's thread: what a [`ServerHandle`] does,
+/// at once and without waiting for an answer from another thread.
+pub struct Responder<'a> {
+    hub: &'a mut Hub<LoopChannels>,
+    now: Instant,
+}
+
+impl fmt::Debug for Responder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder").finish_non_exhaustive()
+    }
+}
+
+impl Responder<'_> {
+    /// Sends `message` to the client registered as `name`.
+    pub fn send(&mut self, name: &str, message: impl Into<Message>) -> Result<(), ServerError> {
+        let target = Target::Name(name.to_owned());
+        self.hub.send(self.now, &target, message.into())
+    }
+
+    /// Sends `message` to connection `conn`.
+    pub fn send_to(
+        &mut self,
+        conn: ConnId,
+        message: impl Into<Message>,
+    ) -> Result<(), ServerError> {
+        self.hub.send(self.now, &Target::Conn(conn), message.into())
+    }
+
+    /// Sends `message` to every open connection; returns how many took it.
+    pub fn broadcast(&mut self, message: impl Into<Message>) -> usize {
+        self.hub.broadcast(self.now, message.into())
+    }
+
+    /// The client registered as `name`.
+    pub fn lookup(&self, name: &str) -> Option<ClientInfo> {
+        self.hub.lookup(name)
+    }
+
+    /// Every registered client.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        self.hub.clients()
+    }
+
+    /// Starts a graceful shutdown, as [`ServerHandle::shutdown`] does.
+    pub fn shutdown(&mut self) {
+        self.hub.shutdown(self.now);
+    }
+}
+
+/// A running server. Dropping it does not stop it: call [`ServerHandle::shutdown`].
+///
+/// Events wait in an unbounded queue until read: read them ([`Server::recv`],
+/// [`Server::events`]) for as long as the server runs, or memory grows with every
+/// event.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    events: Receiver<ServerEvent>,
+}
+
+impl Server {
+    /// Binds `addr` and starts the server's thread.
+    pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Server> {
+        let listener = TcpListener::bind(addr)?;
+        Server::start(listener, config)
+    }
+
+    /// Serves connections accepted from `listener`.
+    pub fn start(listener: TcpListener, config: ServerConfig) -> io::Result<Server> {
+        Server::start_inner(listener, config, None)
+    }
+
+    /// Binds `addr` and starts the server's thread with an event handler; see
+    /// [`Server::start_with_handler`].
+    pub fn bind_with_handler<F>(
+        addr: impl ToSocketAddrs,
+        config: ServerConfig,
+        handler: F,
+    ) -> io::Result<Server>
+    where
+        F: FnMut(ServerEvent, &mut Responder<'_>) + Send + 'static,
+    {
+        let listener = TcpListener::bind(addr)?;
+        Server::start_with_handler(listener, config, handler)
+    }
+
+    /// Serves connections accepted from `listener`, handing every event to `handler`
+    /// on the server's own thread instead of queueing it. What the handler does
+    /// through its [`Responder`] (send, broadcast, look up) happens at once, without
+    /// the round trip to the server's thread that a [`ServerHandle`] call costs: the
+    /// way to answer messages at full speed. Events are not queued, so
+    /// [`Server::recv`] and [`Server::events`] yield nothing and end when the server
+    /// stops: a way to wait for it.
+    ///
+    /// The handler runs between the server's reads and writes for every connection:
+    /// keep it short and never block in it (hand slow work to a thread of your own,
+    /// with a [`ServerHandle`]), or every client waits. A panic in the handler stops
+    /// the server.
+    pub fn start_with_handler<F>(
+        listener: TcpListener,
+        config: ServerConfig,
+        handler: F,
+    ) -> io::Result<Server>
+    where
+        F: FnMut(ServerEvent, &mut Responder<'_>) + Send + 'static,
+    {
+        Server::start_inner(listener, config, Some(Box::new(handler)))
+    }
+
+    fn start_inner(
+        listener: TcpListener,
+        config: ServerConfig,
+        handler: Option<EventHandler>,
+    ) -> io::Result<Server> {
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let mut listener = MioListener::from_std(listener);
+        let hub = Hub::new(&config, Instant::now())
+            .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, mio::Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (requests_tx, requests) = mpsc::channel();
+        let (events_tx, events) = mpsc::channel();
+        let event_loop = EventLoop {
+            poll,
+            listener,
+            hub,
+            requests,
+            events: events_tx,
+            handler,
+            pending: Vec::new(),
+            conns: Slab::default(),
+            outgoing: Arc::default(),
+            serial: 0,
+            ready: Default::default(),
+            accept_paused: None,
+            config,
+        };
+        thread::Builder::new()
+            .name("heartline-server".into())
+            .spawn(move || event_loop.run())?;
+        Ok(Server {
+            addr,
+            handle: ServerHandle {
+                tx: requests_tx,
+                waker,
+            },
+            events,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle to look clients up, send, broadcast and shut down.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// The next event; `None` once the server has shut down and every event was read.
+    pub fn recv(&self) -> Option<ServerEvent> {
+        self.events.recv().ok()
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<ServerEvent, RecvTimeoutError> {
+        self.events.recv_timeout(timeout)
+    }
+
+    /// The events, until the server has shut down.
+    pub fn events(&self) -> impl Iterator<Item = ServerEvent> + '_ {
+        self.events.iter()
+    }
+}
+
+/// A cloneable handle to a running server.
+#[derive(Clone)]
+pub struct ServerHandle {
+    tx: Sender<Request<LoopChannels>>,
+    waker: Arc<Waker>,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle").finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// Sends `message` to the client registered as `name`.
+    pub fn send(&self, name: &str, message: impl Into<Message>) -> Result<(), ServerError> {
+        let target = Target::Name(name.to_owned());
+        self.ask(|reply| Request::Send(target, message.into(), reply))?
+    }
+
+    /// Sends `message` to connection `conn`.
+    pub fn send_to(&self, conn: ConnId, message: impl Into<Message>) -> Result<(), ServerError> {
+        self.ask(|reply| Request::Send(Target::Conn(conn), message.into(), reply))?
+    }
+
+    /// Sends `message` to every open connection; returns how many took it.
+    pub fn broadcast(&self, message: impl Into<Message>) -> Result<usize, ServerError> {
+        self.ask(|reply| Request::Broadcast(message.into(), reply))
+    }
+
+    /// The client registered as `name`.
+    pub fn lookup(&self, name: &str) -> Result<Option<ClientInfo>, ServerError> {
+        self.ask(|reply| Request::Lookup(name.to_owned(), reply))
+    }
+
+    /// Every registered client.
+    pub fn clients(&self) -> Result<Vec<ClientInfo>, ServerError> {
+        self.ask(Request::Clients)
+    }
+
+    /// Starts a graceful shutdown: every client gets a Close frame with 1001, new
+    /// upgrades are refused, and the server stops once every connection has ended
+    /// (the core aborts those that do not finish the close handshake in time).
+    pub fn shutdown(&self) {
+        // A stopped server needs no shutdown.
+        if self.tx.send(Request::Shutdown).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    fn ask<T>(
+        &self,
+        make: impl FnOnce(SyncSender<T>) -> Request<LoopChannels>,
+    ) -> Result<T, ServerError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.tx
+            .send(make(reply))
+            .map_err(|_| ServerError::Stopped)?;
+        // A loop that cannot be woken has stopped: its end of the channel is gone, and
+        // with it the reply sender, so the answer below fails rather than hangs.
+        let _ = self.waker.wake();
+        answer.recv().map_err(|_| ServerError::Stopped)
+    }
+}
+
+/// The loop's channel types: outboxes that queue into the loop's own list.
+#[derive(Debug)]
+struct LoopChannels;
+
+impl Channels for LoopChannels {
+    type Outbox = LoopOutbox;
+    type Reply<T> = SyncSender<T>;
+}
+
+/// What the hub decided for connections, in order, until the loop executes it.
+type Outgoing = Arc<Mutex<Vec<(Slot, Out)>>>;
+
+/// The hub's outbox for one connection: appends to the loop's list.
+#[derive(Debug)]
+struct LoopOutbox {
+    slot: Slot,
+    outgoing: Outgoing,
+}
+
+impl Outbox for LoopOutbox {
+    fn push(&self, out: Out) {
+        lock(&self.outgoing).push((self.slot, out));
+    }
+}
