@@ -2,7 +2,9 @@
 //! application heartbeats, outbound backlog bounds, upgrade validation and graceful
 //! shutdown, for every connection of a server in one sans-IO state machine.
 
+mod commands;
 mod config;
+mod handshake;
 mod json;
 mod table;
 mod types;
@@ -23,7 +25,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::client::CloseError;
 use crate::frame::{close_code, Frame, Message};
 use crate::{ConfigError, ConnId, Disposition, Initiator, PingPayload};
 use table::{Closing, Stage, Table};
@@ -184,99 +185,6 @@ impl<P> Server<P> {
     /// The configuration in force.
     pub fn config(&self) -> &ServerConfig {
         &self.config
-    }
-
-    // ---- handshake ----
-
-    /// A socket was accepted: the server tracks it from now on, and drops it (with
-    /// [`ServerAction::Evict`], [`EvictReason::HandshakeTimeout`]) unless its upgrade is
-    /// done within [`ServerConfig::handshake_timeout`]. It is not open yet: it gets no
-    /// pings, is in no registry, and is not counted by [`Server::len`].
-    pub fn incoming(&mut self, now: Instant) -> Result<ConnId, OpenError> {
-        let now = self.clamp(now);
-        if self.shutdown != Shutdown::Running {
-            return Err(OpenError::ShuttingDown);
-        }
-        self.table
-            .insert(now, Stage::Handshake)
-            .ok_or(OpenError::Full)
-    }
-
-    /// Accepting a socket failed (out of file descriptors, a connection reset before it
-    /// was accepted): the listener is fine, but trying again at once would spin. The
-    /// answer is when to try again ([`ServerConfig::accept_pause`] from now).
-    pub fn handle_accept_failed(&mut self, now: Instant) -> Instant {
-        let now = self.clamp(now);
-        at(now, self.config.accept_pause).unwrap_or(now)
-    }
-
-    /// Judges an upgrade request with [`ServerConfig::upgrade`] (and 503 while shutting
-    /// down). A rejection is also reported as [`ServerNotice::Rejected`]; the driver
-    /// writes it and drops the socket (the handshake deadline still bounds that write).
-    pub fn accept(
-        &mut self,
-        now: Instant,
-        req: &UpgradeRequest<'_>,
-    ) -> Result<Accepted, Rejection> {
-        self.clamp(now);
-        let verdict = if self.shutdown != Shutdown::Running {
-            Err(Rejection::unavailable("server is shutting down"))
-        } else {
-            self.config.upgrade.check(req)
-        };
-        if let Err(r) = &verdict {
-            self.notices.push_back(ServerNotice::Rejected {
-                path: req.path().to_owned(),
-                status: r.status,
-            });
-        }
-        verdict
-    }
-
-    /// `conn`'s 101 went out: it is open from now on and, with a name, registered (an
-    /// empty name counts as none). An open connection with the same name is replaced: it
-    /// gets a Close with [`close_code::REPLACED`] and leaves the registry.
-    pub fn open(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        name: Option<String>,
-    ) -> Result<(), OpenError> {
-        let now = self.clamp(now);
-        if self.shutdown != Shutdown::Running {
-            return Err(OpenError::ShuttingDown);
-        }
-        let idx = match self.table.find(conn) {
-            Some(idx) if self.table.slot(idx).stage == Stage::Handshake => idx,
-            _ => return Err(OpenError::NotPending),
-        };
-        let name: Option<Arc<str>> = name.filter(|n| !n.is_empty()).map(Arc::from);
-        self.table.slot_mut(idx).name = name.clone();
-        self.table.move_to(idx, Stage::Quiet, now);
-        let replaced = name
-            .as_ref()
-            .and_then(|n| self.registry.insert(n.clone(), conn));
-        self.notices.push_back(ServerNotice::Opened {
-            conn,
-            name: name.clone(),
-        });
-        if let (Some(old), Some(name)) = (replaced, name) {
-            if let Some(idx) = self.table.find(old) {
-                self.start_close(
-                    now,
-                    idx,
-                    close_code::REPLACED,
-                    Cow::Borrowed("replaced by a newer connection"),
-                    Initiator::Local,
-                );
-            }
-            self.notices.push_back(ServerNotice::Replaced {
-                name,
-                old,
-                new: conn,
-            });
-        }
-        Ok(())
     }
 
     // ---- events ----
@@ -449,103 +357,6 @@ impl<P> Server<P> {
                 false,
             ));
         }
-    }
-
-    // ---- commands ----
-
-    /// Sends `message` to `conn`. Fails with the message back when `conn` is not open or
-    /// the message alone exceeds the backlog bound; evicts the client when the message
-    /// would take it past the bound.
-    pub fn send(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        message: P,
-    ) -> Result<(), ServerSendError<P>> {
-        self.clamp(now);
-        match self.table.find(conn) {
-            Some(idx) if self.table.slot(idx).stage.is_open() => {
-                self.send_to_slot(idx, conn, message)
-            }
-            _ => Err(ServerSendError {
-                message,
-                kind: ServerSendErrorKind::NotOpen,
-            }),
-        }
-    }
-
-    /// Sends `message` to the client registered as `name` (see [`Server::send`]).
-    pub fn send_to(
-        &mut self,
-        now: Instant,
-        name: &str,
-        message: P,
-    ) -> Result<(), ServerSendError<P>> {
-        match self.lookup(name) {
-            Some(conn) => self.send(now, conn, message),
-            None => Err(ServerSendError {
-                message,
-                kind: ServerSendErrorKind::UnknownName,
-            }),
-        }
-    }
-
-    /// Closes `conn` with `code` and `reason` (the close handshake, then an abort after
-    /// `close_timeout`). `Ok(false)` when `conn` is not open.
-    pub fn close(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        code: u16,
-        reason: &str,
-    ) -> Result<bool, CloseError> {
-        if !close_code::is_sendable(code) {
-            return Err(CloseError::InvalidCode(code));
-        }
-        if reason.len() > 123 {
-            return Err(CloseError::ReasonTooLong(reason.len()));
-        }
-        let now = self.clamp(now);
-        match self.table.find(conn) {
-            Some(idx) if self.table.slot(idx).stage.is_open() => {
-                let reason = Cow::Owned(reason.to_owned());
-                self.start_close(now, idx, code, reason, Initiator::Local);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    /// Graceful shutdown: no new connections (upgrades get 503, [`Server::open`] fails),
-    /// every open connection gets a Close with 1001, and whatever has not closed within
-    /// `close_timeout` is aborted. [`ServerNotice::ShutdownComplete`] reports when every
-    /// connection is gone. Calling it again does nothing.
-    pub fn shutdown(&mut self, now: Instant) {
-        let now = self.clamp(now);
-        if self.shutdown != Shutdown::Running {
-            return;
-        }
-        self.shutdown = Shutdown::Draining;
-        for i in 0..self.table.capacity() {
-            let Some(stage) = self.table.held(i).map(|s| s.stage) else {
-                continue;
-            };
-            if stage == Stage::Handshake {
-                // Not upgraded: nothing to close gracefully.
-                let conn = self.table.id(i as u32);
-                self.actions.push_back((ServerAction::Abort { conn }, true));
-                self.table.remove(i as u32);
-            } else if stage.is_open() {
-                self.start_close(
-                    now,
-                    i as u32,
-                    close_code::GOING_AWAY,
-                    Cow::Borrowed("server shutting down"),
-                    Initiator::Local,
-                );
-            }
-        }
-        self.check_shutdown();
     }
 
     // ---- outputs ----
@@ -733,42 +544,6 @@ impl<P> Server<P> {
         disposition
     }
 
-    /// Counts `len` more bytes against `idx`'s backlog; evicts and returns `false` when
-    /// that passes the bound.
-    fn charge(&mut self, idx: u32, len: usize) -> bool {
-        let slot = self.table.slot_mut(idx);
-        if slot.backlog.saturating_add(len) > self.config.max_backlog_bytes {
-            self.evict(idx, EvictReason::Backlog);
-            return false;
-        }
-        slot.backlog += len;
-        true
-    }
-
-    fn send_to_slot(
-        &mut self,
-        idx: u32,
-        conn: ConnId,
-        message: P,
-    ) -> Result<(), ServerSendError<P>> {
-        let len = (self.len)(&message);
-        if len > self.config.max_backlog_bytes {
-            return Err(ServerSendError {
-                message,
-                kind: ServerSendErrorKind::TooLarge,
-            });
-        }
-        if !self.charge(idx, len) {
-            return Err(ServerSendError {
-                message,
-                kind: ServerSendErrorKind::Evicted,
-            });
-        }
-        self.actions
-            .push_back((ServerAction::Send { conn, message }, false));
-        Ok(())
-    }
-
     /// Starts a close handshake on an open connection: it leaves the registry at once.
     fn start_close(
         &mut self,
@@ -847,48 +622,6 @@ impl<P> Server<P> {
             self.shutdown = Shutdown::Done;
             self.notices.push_back(ServerNotice::ShutdownComplete);
         }
-    }
-}
-
-impl<P: Clone> Server<P> {
-    /// Sends `message` to every open connection (named or not); returns how many got
-    /// it. Each client gets a clone of `message`: cheap for shared payloads (see
-    /// "Payloads" on [`Server`]). Clients the message would take past their backlog
-    /// bound are evicted instead; a message larger than the bound itself goes to nobody.
-    pub fn broadcast(&mut self, now: Instant, message: P) -> usize {
-        self.broadcast_except(now, message, None)
-    }
-
-    /// [`Server::broadcast`] to everyone but `except` (the sender, in a chat).
-    pub fn broadcast_except(&mut self, now: Instant, message: P, except: Option<ConnId>) -> usize {
-        self.clamp(now);
-        let len = (self.len)(&message);
-        if len > self.config.max_backlog_bytes {
-            return 0;
-        }
-        let mut sent = 0;
-        for i in 0..self.table.capacity() {
-            let open = self.table.held(i).is_some_and(|s| s.stage.is_open());
-            if !open {
-                continue;
-            }
-            let idx = i as u32;
-            let conn = self.table.id(idx);
-            if Some(conn) == except {
-                continue;
-            }
-            if self.charge(idx, len) {
-                self.actions.push_back((
-                    ServerAction::Send {
-                        conn,
-                        message: message.clone(),
-                    },
-                    false,
-                ));
-                sent += 1;
-            }
-        }
-        sent
     }
 }
 
