@@ -10,14 +10,14 @@ use crate::{BuildError, ClientBuilder, ClientEvents, ClientHandle};
 ///
 /// Deprecated upstream: async-std is discontinued; prefer `heartline_async::smol::connect`.
 pub fn connect(builder: ClientBuilder) -> Result<(ClientHandle, ClientEvents), BuildError> {
-    let (handle, events, driver) = builder.build()?;
+    let (handle, events, driver) = crate::build(builder)?;
     // Dropping async-std's join handle detaches the task.
     drop(async_std::task::spawn(driver.run()));
     Ok((handle, events))
 }
 
 /// Like [`connect`], with an event handler called on the driver's task instead of an
-/// event stream (see [`ClientBuilder::build_with_handler`]).
+/// event stream (see [`build_with_handler`](crate::build_with_handler)).
 pub fn connect_with_handler<F>(
     builder: ClientBuilder,
     handler: F,
@@ -25,7 +25,7 @@ pub fn connect_with_handler<F>(
 where
     F: FnMut(crate::ClientEvent, &crate::Responder<'_>) + Send + 'static,
 {
-    let (handle, driver) = builder.build_handler(handler)?;
+    let (handle, driver) = crate::build_handler(builder, handler)?;
     // Dropping async-std's join handle detaches the task.
     drop(async_std::task::spawn(driver.run()));
     Ok(handle)

@@ -3,9 +3,9 @@
 //!
 //! # Client
 //!
-//! [`ClientBuilder`] gives a [`ClientHandle`] (cloneable, `Send + Sync`: send, close,
-//! reconnect, state), a [`ClientEvents`] stream (the core's [`Notice`]s and inbound
-//! messages) and a [`Driver`] future that does the IO. Spawn the driver on any executor
+//! [`build`] turns a [`ClientBuilder`] into a [`ClientHandle`] (cloneable, `Send +
+//! Sync`: send, close, reconnect, state), a [`ClientEvents`] stream (the core's
+//! [`Notice`]s and inbound messages) and a [`Driver`] future that does the IO. Spawn the driver on any executor
 //! whose reactor is async-io, or use a helper that does it:
 //!
 //! - `smol::connect` (feature `smol`, on by default);
@@ -17,12 +17,12 @@
 //! `AsyncRead + AsyncWrite` stream (see [`Connector`]).
 //!
 //! Instead of the stream, an event handler can run on the driver's own task
-//! ([`ClientBuilder::build_with_handler`], `smol::connect_with_handler`): it answers
+//! ([`build_with_handler`], `smol::connect_with_handler`): it answers
 //! through a [`Responder`] whose sends go out in the same turn, with no task switch.
 //!
-//! The handle, the events and the options are the same types as in
-//! `heartline-blocking` (both come from `heartline-tungstenite`), so code that handles
-//! events works with either client.
+//! The builder, the handle and the events are the same types as in
+//! `heartline-blocking` (all come from `heartline-tungstenite`), so code that builds a
+//! client or handles its events works with either.
 //!
 //! Feature `rustls` adds `wss://` with rustls (ring), the web PKI roots, and
 //! `ClientBuilder::tls_root_certificate` for self-signed servers.
@@ -39,13 +39,16 @@ pub mod async_std;
 pub mod smol;
 
 pub use async_tungstenite::tungstenite::protocol::WebSocketConfig;
-pub use client::{ClientBuilder, ClientEvents, Connector, Driver, Responder, TcpConnector};
+pub use client::{
+    build, build_handler, build_with, build_with_handler, ClientEvents, Connector, Driver,
+    Responder, TcpConnector,
+};
 pub use heartline_core::{
     ClientConfig, HeartbeatConfig, HeartbeatKind, Message, Notice, ReadyState, ReconnectConfig,
 };
 pub use heartline_tungstenite::client::{
-    BoxError, BuildError, ClientEvent, ClientHandle, ConnectTarget, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
+    BoxError, BuildError, ClientBuilder, ClientEvent, ClientHandle, ConnectTarget,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
 };
 #[cfg(feature = "rustls")]
 pub use rustls;

@@ -23,13 +23,13 @@ use crate::{BuildError, ClientBuilder, ClientEvents, ClientHandle};
 /// # }
 /// ```
 pub fn connect(builder: ClientBuilder) -> Result<(ClientHandle, ClientEvents), BuildError> {
-    let (handle, events, driver) = builder.build()?;
+    let (handle, events, driver) = crate::build(builder)?;
     smol::spawn(driver.run()).detach();
     Ok((handle, events))
 }
 
 /// Like [`connect`], with an event handler called on the driver's task instead of an
-/// event stream (see [`ClientBuilder::build_with_handler`]): what the handler sends goes
+/// event stream (see [`build_with_handler`](crate::build_with_handler)): what the handler sends goes
 /// out in the same turn, with no task switch.
 ///
 /// ```no_run
@@ -56,7 +56,7 @@ pub fn connect_with_handler<F>(
 where
     F: FnMut(crate::ClientEvent, &crate::Responder<'_>) + Send + 'static,
 {
-    let (handle, driver) = builder.build_handler(handler)?;
+    let (handle, driver) = crate::build_handler(builder, handler)?;
     smol::spawn(driver.run()).detach();
     Ok(handle)
 }

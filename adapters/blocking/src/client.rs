@@ -30,58 +30,40 @@ use tungstenite::WebSocket;
 
 use crate::tls::{self, MaybeTls};
 use heartline_tungstenite::client::{
-    AttemptError, BuildError, ClientEvent, ClientHandle, Options, Prepared, SharedCore, Step,
+    AttemptError, BuildError, ClientBuilder, ClientEvent, ClientHandle, Prepared, SharedCore, Step,
 };
 use heartline_tungstenite::resolve::resolve;
 use heartline_tungstenite::{wire, Wait};
 
-/// Builds a blocking client: URL, heartline configuration, WebSocket buffer sizes,
-/// timeouts, TLS roots and an optional per-attempt callback.
-#[derive(Debug)]
-pub struct ClientBuilder {
-    options: Options,
+/// Builds the client from `builder` and starts its driver on a thread of its own: a
+/// handle and the event iterator.
+pub fn connect(builder: ClientBuilder) -> Result<(ClientHandle, ClientEvents), BuildError> {
+    let (handle, events, driver) = build(builder)?;
+    thread::Builder::new()
+        .name("heartline-client".into())
+        .spawn(move || driver.run())
+        .map_err(BuildError::Spawn)?;
+    Ok((handle, events))
 }
 
-impl ClientBuilder {
-    /// A client for `url` (`ws://` or `wss://`) with the default configuration.
-    pub fn new(url: impl Into<String>) -> Self {
-        ClientBuilder {
-            options: Options::new(url),
-        }
-    }
-
-    heartline_tungstenite::client_builder_options!();
-
-    /// Builds the client and starts its driver on a thread of its own: a handle and the
-    /// event iterator.
-    pub fn connect(self) -> Result<(ClientHandle, ClientEvents), BuildError> {
-        let (handle, events, driver) = self.build()?;
-        thread::Builder::new()
-            .name("heartline-client".into())
-            .spawn(move || driver.run())
-            .map_err(BuildError::Spawn)?;
-        Ok((handle, events))
-    }
-
-    /// Builds the client without starting it: a handle, the event iterator, and the
-    /// driver, whose [`Driver::run`] blocks the calling thread until the client is
-    /// closed for good.
-    pub fn build(self) -> Result<(ClientHandle, ClientEvents, Driver), BuildError> {
-        let poll = Poll::new().map_err(BuildError::Spawn)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(BuildError::Spawn)?);
-        // A failed wake-up leaves the change for the driver's next turn: its deadline
-        // or socket wakes it.
-        let (handle, prepared) = self.options.prepare(move || {
-            let _ = waker.wake();
-        })?;
-        let (events_tx, events_rx) = mpsc::channel();
-        let driver = Driver {
-            prepared,
-            poll,
-            events: events_tx,
-        };
-        Ok((handle, ClientEvents { rx: events_rx }, driver))
-    }
+/// Builds the client from `builder` without starting it: a handle, the event iterator,
+/// and the driver, whose [`Driver::run`] blocks the calling thread until the client is
+/// closed for good.
+pub fn build(builder: ClientBuilder) -> Result<(ClientHandle, ClientEvents, Driver), BuildError> {
+    let poll = Poll::new().map_err(BuildError::Spawn)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(BuildError::Spawn)?);
+    // A failed wake-up leaves the change for the driver's next turn: its deadline or
+    // socket wakes it.
+    let (handle, prepared) = builder.into_options().prepare(move || {
+        let _ = waker.wake();
+    })?;
+    let (events_tx, events_rx) = mpsc::channel();
+    let driver = Driver {
+        prepared,
+        poll,
+        events: events_tx,
+    };
+    Ok((handle, ClientEvents { rx: events_rx }, driver))
 }
 
 /// The client's events, in order. Iteration blocks for the next event and ends after
@@ -186,7 +168,7 @@ const WAKER: Token = Token(1);
 const READ_BATCH: usize = 64;
 
 /// Runs the client on the calling thread until it is closed for good. Usually started
-/// by [`ClientBuilder::connect`].
+/// by [`connect`].
 #[must_use = "the client does nothing until its driver runs"]
 pub struct Driver {
     prepared: Prepared,

@@ -3,7 +3,7 @@
 //!
 //! # Client
 //!
-//! [`ClientBuilder::connect`] starts a client on a thread of its own and gives a
+//! [`connect`] starts a client from a [`ClientBuilder`] on a thread of its own and gives a
 //! [`ClientHandle`] (cloneable, `Send + Sync`: send, close, reconnect, state) and a
 //! [`ClientEvents`] iterator (the core's [`Notice`]s and inbound messages).
 //!
@@ -11,7 +11,7 @@
 //! use heartline_blocking::{ClientBuilder, ClientEvent};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let (client, events) = ClientBuilder::new("ws://127.0.0.1:9001").connect()?;
+//! let (client, events) = heartline_blocking::connect(ClientBuilder::new("ws://127.0.0.1:9001"))?;
 //! client.send_text("hello")?;
 //! for event in events {
 //!     if let ClientEvent::Text(text) = event {
@@ -40,13 +40,13 @@
 mod client;
 mod tls;
 
-pub use client::{ClientBuilder, ClientEvents, Driver};
+pub use client::{build, connect, ClientEvents, Driver};
 pub use heartline_core::{
     ClientConfig, HeartbeatConfig, HeartbeatKind, Message, Notice, ReadyState, ReconnectConfig,
 };
 pub use heartline_tungstenite::client::{
-    BoxError, BuildError, ClientEvent, ClientHandle, ConnectTarget, DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
+    BoxError, BuildError, ClientBuilder, ClientEvent, ClientHandle, ConnectTarget,
+    DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
 };
 pub use heartline_tungstenite::{hub, wire};
 #[cfg(feature = "rustls")]

@@ -34,7 +34,7 @@ fn start(url: &str, setup: Setup) -> Started {
     if let Some(timeout) = setup.write_timeout {
         builder = builder.write_timeout(timeout);
     }
-    let (handle, events) = builder.connect().expect("client starts");
+    let (handle, events) = heartline_blocking::connect(builder).expect("client starts");
     (handle, Box::new(events))
 }
 

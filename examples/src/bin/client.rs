@@ -273,7 +273,7 @@ fn run_blocking(
     use heartline_blocking::ClientBuilder;
 
     let builder = builder!(ClientBuilder, args, config);
-    let (handle, events) = builder.connect().map_err(|e| e.to_string())?;
+    let (handle, events) = heartline_blocking::connect(builder).map_err(|e| e.to_string())?;
     let eof = Eof::new(handle);
     spawn_stdin_reader(eof.clone(), out.start);
     for event in events {
