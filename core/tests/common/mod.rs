@@ -1,6 +1,7 @@
 //! Shared test harness: a client driven in virtual time.
 #![allow(dead_code)]
 
+pub mod pair;
 pub mod server;
 
 use std::time::{Duration, Instant};
