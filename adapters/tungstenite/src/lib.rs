@@ -8,6 +8,8 @@
 //! - [`client`]: the client handle and events, the builder options, the attempt
 //!   target, and the core shared by handles and driver, with the core's actions turned
 //!   into tungstenite messages;
+//! - [`front`]: every connection of a server from accept to end, over non-blocking
+//!   sockets, for whichever loop reports their readiness;
 //! - [`hub`]: the one server front: the server's core machine, the answer to every
 //!   request head, the connections' outboxes, what connections report and what the
 //!   application asks;
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod front;
 pub mod hub;
 pub mod resolve;
 pub mod tls;

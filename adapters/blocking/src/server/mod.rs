@@ -20,14 +20,13 @@
 //! Everything runs on the loop's thread, including [`ServerConfig::http`]: keep that
 //! handler quick (answer from memory).
 
-mod conn;
 mod event_loop;
 
 use std::fmt;
 use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,68 +34,26 @@ use heartline_core::{ConnId, Message};
 use mio::net::TcpListener as MioListener;
 use mio::{Poll, Waker};
 
-use conn::{Slab, Slot};
 use event_loop::{EventLoop, LISTENER, WAKER};
-use heartline_tungstenite::hub::{Channels, Hub, Out, Outbox, Request, Target};
+use heartline_tungstenite::front::{self, Front, FrontChannels, Replies, Sink};
 pub use heartline_tungstenite::hub::{
     ClientInfo, HttpHandler, ServerConfig, ServerError, ServerEvent,
 };
-use heartline_tungstenite::lock;
+use heartline_tungstenite::hub::{Request, Target};
 pub use heartline_tungstenite::wire::{Buffers, HttpResponse, Request as HttpRequest};
 
-/// An application's event handler, called on the server's thread (see
-/// [`Server::start_with_handler`]).
-type EventHandler = Box<dyn FnMut(ServerEvent, &mut Responder<'_>) + Send>;
+/// How the event loop answers handles: std one-shot channels.
+#[derive(Debug)]
+pub struct StdReplies;
 
-/// What an event handler may do on the server's thread: what a [`ServerHandle`] does,
-/// at once and without waiting for an answer from another thread.
-pub struct Responder<'a> {
-    hub: &'a mut Hub<LoopChannels>,
-    now: Instant,
+impl Replies for StdReplies {
+    type Reply<T> = SyncSender<T>;
 }
 
-impl fmt::Debug for Responder<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Responder").finish_non_exhaustive()
-    }
-}
-
-impl Responder<'_> {
-    /// Sends `message` to the client registered as `name`.
-    pub fn send(&mut self, name: &str, message: impl Into<Message>) -> Result<(), ServerError> {
-        let target = Target::Name(name.to_owned());
-        self.hub.send(self.now, &target, message.into())
-    }
-
-    /// Sends `message` to connection `conn`.
-    pub fn send_to(
-        &mut self,
-        conn: ConnId,
-        message: impl Into<Message>,
-    ) -> Result<(), ServerError> {
-        self.hub.send(self.now, &Target::Conn(conn), message.into())
-    }
-
-    /// Sends `message` to every open connection; returns how many took it.
-    pub fn broadcast(&mut self, message: impl Into<Message>) -> usize {
-        self.hub.broadcast(self.now, message.into())
-    }
-
-    /// The client registered as `name`.
-    pub fn lookup(&self, name: &str) -> Option<ClientInfo> {
-        self.hub.lookup(name)
-    }
-
-    /// Every registered client.
-    pub fn clients(&self) -> Vec<ClientInfo> {
-        self.hub.clients()
-    }
-
-    /// Starts a graceful shutdown, as [`ServerHandle::shutdown`] does.
-    pub fn shutdown(&mut self) {
-        self.hub.shutdown(self.now);
-    }
-}
+/// What an event handler may do on the server's thread (see
+/// [`Server::start_with_handler`]): what a [`ServerHandle`] does, at once and without
+/// waiting for an answer from another thread.
+pub type Responder<'a> = front::Responder<'a, StdReplies>;
 
 /// A running server. Dropping it does not stop it: call [`ServerHandle::shutdown`].
 ///
@@ -162,33 +119,32 @@ impl Server {
     fn start_inner(
         listener: TcpListener,
         config: ServerConfig,
-        handler: Option<EventHandler>,
+        handler: Option<front::Handler<StdReplies>>,
     ) -> io::Result<Server> {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let mut listener = MioListener::from_std(listener);
-        let hub = Hub::new(&config, Instant::now())
+        let (events_tx, events) = mpsc::channel();
+        // The loop keeps a sender for its life: the event channel ends when it does.
+        let queue = events_tx.clone();
+        let sink = match handler {
+            Some(handler) => Sink::Handler(handler),
+            // An application that dropped its server reads no events: sends may fail.
+            None => Sink::Queue(Box::new(move |e| drop(queue.send(e)))),
+        };
+        let front = Front::new(config, sink, Instant::now())
             .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, mio::Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (requests_tx, requests) = mpsc::channel();
-        let (events_tx, events) = mpsc::channel();
         let event_loop = EventLoop {
             poll,
             listener,
-            hub,
+            front,
             requests,
-            events: events_tx,
-            handler,
-            pending: Vec::new(),
-            conns: Slab::default(),
-            outgoing: Arc::default(),
-            serial: 0,
-            ready: Default::default(),
-            accept_paused: None,
-            config,
+            _events: events_tx,
         };
         thread::Builder::new()
             .name("heartline-server".into())
@@ -232,7 +188,7 @@ impl Server {
 /// A cloneable handle to a running server.
 #[derive(Clone)]
 pub struct ServerHandle {
-    tx: Sender<Request<LoopChannels>>,
+    tx: Sender<Request<FrontChannels<StdReplies>>>,
     waker: Arc<Waker>,
 }
 
@@ -281,7 +237,7 @@ impl ServerHandle {
 
     fn ask<T>(
         &self,
-        make: impl FnOnce(SyncSender<T>) -> Request<LoopChannels>,
+        make: impl FnOnce(SyncSender<T>) -> Request<FrontChannels<StdReplies>>,
     ) -> Result<T, ServerError> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.tx
@@ -291,30 +247,5 @@ impl ServerHandle {
         // with it the reply sender, so the answer below fails rather than hangs.
         let _ = self.waker.wake();
         answer.recv().map_err(|_| ServerError::Stopped)
-    }
-}
-
-/// The loop's channel types: outboxes that queue into the loop's own list.
-#[derive(Debug)]
-struct LoopChannels;
-
-impl Channels for LoopChannels {
-    type Outbox = LoopOutbox;
-    type Reply<T> = SyncSender<T>;
-}
-
-/// What the hub decided for connections, in order, until the loop executes it.
-type Outgoing = Arc<Mutex<Vec<(Slot, Out)>>>;
-
-/// The hub's outbox for one connection: appends to the loop's list.
-#[derive(Debug)]
-struct LoopOutbox {
-    slot: Slot,
-    outgoing: Outgoing,
-}
-
-impl Outbox for LoopOutbox {
-    fn push(&self, out: Out) {
-        lock(&self.outgoing).push((self.slot, out));
     }
 }

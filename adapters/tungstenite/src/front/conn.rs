@@ -1,18 +1,17 @@
-//! One socket of the blocking server, in each of its phases, and the slab that holds
-//! them by poller token.
+//! One socket of a server, in each of its phases, and the slab that holds them by key
+//! (the poller token, or the index a readiness waker reports).
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::time::Instant;
 
 use heartline_core::ConnId;
-use mio::net::TcpStream;
 use tungstenite::WebSocket;
 
-use heartline_tungstenite::hub::{Answer, Hub, Input, Out};
-use heartline_tungstenite::wire::{self, Head, Request};
+use crate::hub::{Answer, Hub, Input, Out};
+use crate::wire::{self, Head, Request};
 
-use super::LoopChannels;
+use super::{FrontChannels, Replies, Socket};
 
 /// Request head bytes read at a time.
 const HEAD_CHUNK: usize = 1024;
@@ -28,12 +27,12 @@ pub(super) struct Slot {
 /// A non-blocking socket that remembers when a read emptied it, so that tungstenite's
 /// next read says "would block" without a system call; a readiness event clears that.
 #[derive(Debug)]
-pub(super) struct Io {
-    pub(super) stream: TcpStream,
+pub(super) struct Io<S> {
+    pub(super) stream: S,
     pub(super) drained: bool,
 }
 
-impl Read for Io {
+impl<S: Socket> Read for Io<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.drained {
             return Err(ErrorKind::WouldBlock.into());
@@ -55,7 +54,7 @@ impl Read for Io {
     }
 }
 
-impl Write for Io {
+impl<S: Socket> Write for Io<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         loop {
             match self.stream.write(buf) {
@@ -71,31 +70,31 @@ impl Write for Io {
 }
 
 /// One accepted socket: the core's id for it (from its accept on), and where it is.
-pub(super) struct Conn {
+pub(super) struct Conn<S> {
     pub(super) serial: u64,
     pub(super) id: ConnId,
-    pub(super) phase: Phase,
+    pub(super) phase: Phase<S>,
 }
 
-pub(super) enum Phase {
+pub(super) enum Phase<S> {
     /// Reading the request head.
-    Head { io: Io, buf: Vec<u8> },
+    Head { io: Io<S>, buf: Vec<u8> },
     /// Writing an HTTP answer (a rejection, a page, or the 101), then what follows,
     /// with the bytes read after the request head.
     Answer {
-        io: Io,
+        io: Io<S>,
         answer: Answer,
         written: usize,
         tail: Vec<u8>,
     },
     /// An open WebSocket connection.
-    Open(Box<Open>),
+    Open(Box<Open<S>>),
     /// Moved out while changing phase; never seen outside that.
     Gone,
 }
 
-impl Phase {
-    pub(super) fn stream(&mut self) -> Option<&mut TcpStream> {
+impl<S: Socket> Phase<S> {
+    pub(super) fn stream(&mut self) -> Option<&mut S> {
         match self {
             Phase::Head { io, .. } | Phase::Answer { io, .. } => Some(&mut io.stream),
             Phase::Open(open) => Some(&mut open.ws.get_mut().stream),
@@ -104,8 +103,8 @@ impl Phase {
     }
 }
 
-pub(super) struct Open {
-    pub(super) ws: WebSocket<Io>,
+pub(super) struct Open<S> {
+    pub(super) ws: WebSocket<Io<S>>,
     pub(super) conn: ConnId,
     /// Items waiting while the socket takes no more.
     pub(super) queue: VecDeque<Out>,
@@ -124,14 +123,22 @@ pub(super) enum Ended {
 }
 
 /// Connections by slab index.
-#[derive(Default)]
-pub(super) struct Slab {
-    entries: Vec<Option<Conn>>,
+pub(super) struct Slab<S> {
+    entries: Vec<Option<Conn<S>>>,
     free: Vec<usize>,
 }
 
-impl Slab {
-    pub(super) fn insert(&mut self, conn: Conn) -> usize {
+impl<S> Default for Slab<S> {
+    fn default() -> Self {
+        Slab {
+            entries: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<S> Slab<S> {
+    pub(super) fn insert(&mut self, conn: Conn<S>) -> usize {
         match self.free.pop() {
             Some(index) => {
                 self.entries[index] = Some(conn);
@@ -144,7 +151,7 @@ impl Slab {
         }
     }
 
-    pub(super) fn get(&mut self, slot: Slot) -> Option<&mut Conn> {
+    pub(super) fn get(&mut self, slot: Slot) -> Option<&mut Conn<S>> {
         self.entries
             .get_mut(slot.index)
             .and_then(Option::as_mut)
@@ -157,7 +164,7 @@ impl Slab {
         Some(Slot { index, serial })
     }
 
-    pub(super) fn remove(&mut self, index: usize) -> Option<Conn> {
+    pub(super) fn remove(&mut self, index: usize) -> Option<Conn<S>> {
         let conn = self.entries.get_mut(index)?.take()?;
         self.free.push(index);
         Some(conn)
@@ -166,9 +173,9 @@ impl Slab {
 
 /// Writes one item to an open connection; a message that went out is reported as
 /// written. `WouldBlock` means tungstenite holds the frame until the socket takes it.
-pub(super) fn write(
-    open: &mut Open,
-    hub: &mut Hub<LoopChannels>,
+pub(super) fn write<S: Socket, R: Replies>(
+    open: &mut Open<S>,
+    hub: &mut Hub<FrontChannels<R>>,
     now: Instant,
     out: Out,
 ) -> tungstenite::Result<()> {
@@ -191,7 +198,11 @@ pub(super) fn write(
 }
 
 /// The socket may take data again: flush, report what went out, and write what waited.
-pub(super) fn resume(open: &mut Open, hub: &mut Hub<LoopChannels>, now: Instant) -> Ended {
+pub(super) fn resume<S: Socket, R: Replies>(
+    open: &mut Open<S>,
+    hub: &mut Hub<FrontChannels<R>>,
+    now: Instant,
+) -> Ended {
     match open.ws.flush() {
         Ok(()) => {}
         Err(e) if wire::would_block(&e) => return Ended::No,
@@ -216,8 +227,14 @@ pub(super) fn resume(open: &mut Open, hub: &mut Hub<LoopChannels>, now: Instant)
     Ended::No
 }
 
-/// A write could not finish: the rest waits, and the core's write timeout runs.
-pub(super) fn stall(open: &mut Open, hub: &mut Hub<LoopChannels>, now: Instant) {
+/// A write could not finish: the rest waits for the socket to take more, and the core's
+/// write timeout runs.
+pub(super) fn stall<S: Socket, R: Replies>(
+    open: &mut Open<S>,
+    hub: &mut Hub<FrontChannels<R>>,
+    now: Instant,
+) {
+    open.ws.get_mut().stream.wait_writable();
     if !open.stalled {
         open.stalled = true;
         hub.input(now, open.conn, Input::Blocked, drop);
@@ -228,8 +245,8 @@ pub(super) fn stall(open: &mut Open, hub: &mut Hub<LoopChannels>, now: Instant) 
 /// the bytes after it, `Err(Some(status))` a head to refuse with that status,
 /// `Err(None)` means drop the connection silently (closed, IO error).
 #[allow(clippy::type_complexity)]
-pub(super) fn read_head(
-    io: &mut Io,
+pub(super) fn read_head<S: Socket>(
+    io: &mut Io<S>,
     buf: &mut Vec<u8>,
 ) -> Result<Option<(Request, Vec<u8>)>, Option<u16>> {
     let mut chunk = [0u8; HEAD_CHUNK];
@@ -237,7 +254,10 @@ pub(super) fn read_head(
         let n = match io.read(&mut chunk) {
             Ok(0) => return Err(None),
             Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                io.stream.wait_readable();
+                return Ok(None);
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(_) => return Err(None),
         };
