@@ -3,118 +3,175 @@
 //!
 //! # Design
 //!
-//! The core's server machine sits behind one lock with its single deadline: one
-//! `async-io` timer, in the **driver task**, drives the pings and evictions of every
-//! connection, however many there are, and the driver carries out the application's
-//! requests. Each connection is a task that owns its socket: a reading loop feeds every
-//! frame to the core itself (no hop through the driver; it is woken only if the next
-//! deadline moved earlier than its timer), and a writing loop executes what the core
-//! decided for the connection, from its mailbox (pings, messages, close, eviction).
-//! There is no other timer: a handshake that takes too long and a write that cannot
-//! finish are the core's deadlines too, and end with an eviction in the mailbox.
+//! One task serves every connection: the server loop of `heartline-blocking`
+//! (heartline-tungstenite's `front::event_loop`, one `mio` poller over non-blocking
+//! sockets, each registered once, edge-triggered) with the core's single deadline for
+//! every connection's pings and evictions. The task sleeps on the runtime's reactor:
+//! it registers the poller's descriptor with async-io, which reports it readable
+//! whenever sockets have something for the loop, and awaits that or one async-io timer
+//! set to the core's deadline. There is no task, timer or buffer per connection: an
+//! idle connection costs its socket and about 2 KB (measured with 10,000 clients,
+//! `benches/load.sh`), and a ping costs one write and one read, as on the blocking
+//! server.
 //!
-//! Memory: about 4.5 KB per connection with the default [`Buffers`] (measured with the
-//! `server` example on smol and 10,000 clients, `benches/load.sh`). For the most
-//! connections per core, `heartline-blocking`'s server runs every connection on one
-//! event-loop thread at about 2 KB each; it fits beside an async application too (its handle's
-//! calls wait only for that thread's answer).
-//!
-//! The server works on any `futures-io` stream. Without a runtime feature you run the
-//! pieces yourself:
+//! [`Server::start`] works on any executor whose tasks may use async-io (smol's,
+//! async-std's, or a thread of your own with `async_io::block_on`):
 //!
 //! ```no_run
-//! # fn spawn<F: std::future::Future + Send + 'static>(_: F) {}
-//! # async fn example(listener: smol::net::TcpListener) -> std::io::Result<()> {
-//! use heartline_async::server::{Server, ServerConfig};
+//! # fn main() -> std::io::Result<()> {
+//! use heartline_async::server::{Server, ServerConfig, ServerEvent};
 //!
-//! let (server, driver) = Server::new(ServerConfig::default())?;
-//! spawn(driver);
-//! let handle = server.handle();
-//! loop {
-//!     let (stream, _) = listener.accept().await?;
-//!     spawn(handle.clone().serve(stream));
-//! }
+//! let listener = std::net::TcpListener::bind("127.0.0.1:9001")?;
+//! let (server, driver) = Server::start(listener, ServerConfig::default())?;
+//! smol::spawn(driver).detach();
+//! smol::block_on(async {
+//!     while let Some(event) = server.next_event().await {
+//!         if let ServerEvent::Message { name, message, .. } = event {
+//!             println!("{name:?} sent {message:?}");
+//!         }
+//!     }
+//! });
+//! # Ok(())
 //! # }
 //! ```
 //!
-//! With the `smol` or `async-std` feature, [`listen`](crate::server::smol::listen) does
-//! all of that, and serves each connection as a [`TcpStream`](crate::TcpStream), which
-//! spares a read of an empty socket after each message (wrap an accepted
-//! `async_io::Async<std::net::TcpStream>` in one to get the same).
+//! With the `smol` or `async-std` feature, [`listen`](crate::server::smol::listen)
+//! binds and spawns in one call.
+//!
+//! The server speaks `ws://` over TCP; terminate TLS in front of it (a proxy or load
+//! balancer) for `wss://`.
 
-mod conn;
 mod listen;
 
-pub use listen::accept_loop;
 #[cfg(feature = "async-std")]
 pub use listen::async_std;
 #[cfg(feature = "smol")]
 pub use listen::smol;
 
 use std::fmt;
+use std::future::Future;
 use std::io;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::net::{SocketAddr, TcpListener};
 
 use async_channel::{Receiver, Sender};
-use async_io::Timer;
-use futures_lite::future;
-use futures_lite::io::{AsyncRead, AsyncWrite};
 use heartline_core::{ConnId, Message};
 
-use crate::handoff::Nudge;
-use heartline_tungstenite::hub::{self, Hub, Input, MailboxOutbox, Request, Target, Wait};
+use heartline_tungstenite::front::event_loop::{EventLoop, Remote};
+use heartline_tungstenite::front::{self, FrontChannels, Replies, Sink};
+use heartline_tungstenite::hub::{self, Request, Target};
 pub use heartline_tungstenite::hub::{
     ClientInfo, HttpHandler, ServerConfig, ServerError, ServerEvent,
 };
 pub use heartline_tungstenite::wire::{Buffers, HttpResponse, Request as HttpRequest};
 
-/// A server: the event stream and a handle. The driver future returned next to it by
-/// [`Server::new`] must run (be spawned) for anything to happen.
+/// How the server loop answers the handles: async one-shot replies.
+#[derive(Debug)]
+pub struct AsyncReplies;
+
+impl Replies for AsyncReplies {
+    type Reply<T> = Reply<T>;
+}
+
+/// A one-shot answer to a handle's request, awaited by the handle.
+#[derive(Debug)]
+pub struct Reply<T>(Sender<T>);
+
+impl<T> hub::Reply<T> for Reply<T> {
+    fn reply(self, value: T) {
+        // Bounded(1) and used once: never full. An asker that went away is ignored.
+        let _ = self.0.try_send(value);
+    }
+}
+
+/// What an event handler may do on the server's task (see
+/// [`Server::start_with_handler`]): what a [`ServerHandle`] does, at once and without
+/// waiting for an answer.
+pub type Responder<'a> = front::Responder<'a, AsyncReplies>;
+
+/// A running server: its event stream and a handle. The driver future returned next
+/// to it must run (be spawned) for anything to happen; dropping the server does not
+/// stop it: call [`ServerHandle::shutdown`].
 ///
 /// Events wait in an unbounded queue until read: read them ([`Server::next_event`])
 /// for as long as the server runs, or memory grows with every event.
 #[derive(Debug)]
 pub struct Server {
+    addr: SocketAddr,
     handle: ServerHandle,
     events: Receiver<ServerEvent>,
 }
 
 impl Server {
-    /// A server and its driver, the one task that owns the core and its timer. Spawn
-    /// the driver, then hand accepted streams to [`ServerHandle::serve`].
-    pub fn new(
+    /// Serves connections accepted from `listener`: returns the server and its
+    /// driver, the one task that does all of its IO. Spawn the driver on an executor
+    /// whose tasks may use async-io.
+    pub fn start(
+        listener: TcpListener,
         config: ServerConfig,
-    ) -> io::Result<(
-        Server,
-        impl std::future::Future<Output = ()> + Send + 'static,
-    )> {
-        let now = Instant::now();
-        let hub =
-            Hub::new(&config, now).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let (to_driver, inbox) = async_channel::unbounded();
-        let (event_tx, events) = async_channel::unbounded();
-        let (done_tx, done) = async_channel::bounded(1);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State { hub, armed: None }),
-            events: event_tx,
-            nudge: Nudge::default(),
-        });
-        let driver = Driver {
-            _done: done_tx,
-            shared: shared.clone(),
-            inbox,
-        };
-        let handle = ServerHandle {
-            tx: to_driver,
-            done,
-            config: Arc::new(config),
-            shared,
-        };
-        Ok((Server { handle, events }, driver.run()))
+    ) -> io::Result<(Server, impl Future<Output = ()> + Send + 'static)> {
+        Server::start_inner(listener, config, None)
     }
 
-    /// A handle to serve connections, look clients up, send, broadcast and shut down.
+    /// Like [`Server::start`], handing every event to `handler` on the driver's task
+    /// instead of queueing it. What the handler does through its [`Responder`] (send,
+    /// broadcast, look up) happens at once, without the round trip to the driver that
+    /// a [`ServerHandle`] call costs: the way to answer messages at full speed. Events
+    /// are not queued: [`Server::next_event`] yields nothing and returns `None` once the
+    /// server has stopped.
+    ///
+    /// The handler runs between the reads and writes of every connection: keep it short
+    /// and never block in it, or every client waits.
+    pub fn start_with_handler<F>(
+        listener: TcpListener,
+        config: ServerConfig,
+        handler: F,
+    ) -> io::Result<(Server, impl Future<Output = ()> + Send + 'static)>
+    where
+        F: FnMut(ServerEvent, &mut Responder<'_>) + Send + 'static,
+    {
+        Server::start_inner(listener, config, Some(Box::new(handler)))
+    }
+
+    fn start_inner(
+        listener: TcpListener,
+        config: ServerConfig,
+        handler: Option<front::Handler<AsyncReplies>>,
+    ) -> io::Result<(Server, impl Future<Output = ()> + Send + 'static)> {
+        let addr = listener.local_addr()?;
+        let (events_tx, events) = async_channel::unbounded();
+        let queue = events_tx.clone();
+        let sink = match handler {
+            Some(handler) => Sink::Handler(handler),
+            // Unbounded: never full. An application that dropped its server reads no
+            // events, so sends may fail.
+            None => Sink::Queue(Box::new(move |e| drop(queue.try_send(e)))),
+        };
+        let (event_loop, remote) = EventLoop::new(listener, config, sink)?;
+        let (done_tx, done) = async_channel::bounded(1);
+        let driver = async move {
+            drive(event_loop).await;
+            // The event stream ends with the loop (with a handler, nothing else holds
+            // a sender), and `stopped` returns.
+            drop(events_tx);
+            drop(done_tx);
+        };
+        let handle = ServerHandle { remote, done };
+        Ok((
+            Server {
+                addr,
+                handle,
+                events,
+            },
+            driver,
+        ))
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle to look clients up, send, broadcast and shut down.
     pub fn handle(&self) -> ServerHandle {
         self.handle.clone()
     }
@@ -130,16 +187,86 @@ impl Server {
     }
 }
 
+/// Runs the loop on the runtime's reactor until the server stops: what is ready is
+/// taken without waiting; when nothing is, the task sleeps until the poller has
+/// something or the core's deadline comes.
+#[cfg(unix)]
+async fn drive(mut event_loop: EventLoop<AsyncReplies>) {
+    use async_io::{Async, Timer};
+    use futures_lite::future;
+    use heartline_tungstenite::Wait;
+    use std::time::{Duration, Instant};
+
+    let Ok(poller) = event_loop.registry().and_then(Async::new) else {
+        return;
+    };
+    let mut timer = Timer::never();
+    // The deadline `timer` is set to: re-arming an async-io timer costs a message to
+    // its reactor, so it is re-armed only when the deadline moves.
+    let mut armed = None;
+    loop {
+        let deadline = match event_loop.turn() {
+            Wait::Stop => return,
+            Wait::Until(deadline) => Some(deadline),
+            Wait::Forever => None,
+        };
+        match event_loop.react(Some(Duration::ZERO)) {
+            Err(_) => return,
+            Ok(0) if deadline.is_none_or(|d| d > Instant::now()) => {}
+            // Something was ready, or the deadline is here: let other tasks run, then
+            // take the next turn.
+            Ok(_) => {
+                future::yield_now().await;
+                continue;
+            }
+        }
+        if let Some(deadline) = deadline {
+            if armed != Some(deadline) {
+                timer.set_at(deadline);
+                armed = Some(deadline);
+            }
+        }
+        let ready = async { poller.readable().await.map(|()| false) };
+        let due = async {
+            match deadline {
+                Some(_) => {
+                    (&mut timer).await;
+                }
+                None => future::pending::<()>().await,
+            }
+            Ok(true)
+        };
+        match future::or(ready, due).await {
+            Ok(true) => armed = None,
+            Ok(false) => {}
+            // The reactor cannot watch the poller: nothing more can be served.
+            Err(_) => return,
+        }
+    }
+}
+
+/// Without a descriptor to hand the reactor, the loop runs on a thread of its own,
+/// sleeping in the poller; the driver waits for it to end.
+#[cfg(not(unix))]
+async fn drive(event_loop: EventLoop<AsyncReplies>) {
+    let (ended, end) = async_channel::bounded::<()>(1);
+    let spawned = std::thread::Builder::new()
+        .name("heartline-server".into())
+        .spawn(move || {
+            event_loop.run();
+            drop(ended);
+        });
+    if spawned.is_ok() {
+        let _ = end.recv().await;
+    }
+}
+
 /// A cloneable handle to a server.
 #[derive(Clone)]
 pub struct ServerHandle {
-    /// The application's requests, to the driver; closed once every handle is gone.
-    tx: Sender<Request<AsyncChannels>>,
+    remote: Remote<AsyncReplies>,
     /// Closed when the driver ends: nothing is ever sent on it.
     done: Receiver<()>,
-    config: Arc<ServerConfig>,
-    /// The hub, which connections feed directly.
-    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -149,17 +276,6 @@ impl fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
-    /// Runs one accepted connection to its end: reads the request head (the core drops
-    /// the socket if the upgrade takes longer than its handshake timeout), answers plain
-    /// HTTP or a rejected upgrade with a real status, or upgrades and serves the
-    /// WebSocket.
-    pub async fn serve<S>(self, stream: S)
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        conn::serve(stream, &self.shared, &self.config).await;
-    }
-
     /// Sends `message` to the client registered as `name`.
     pub async fn send(&self, name: &str, message: impl Into<Message>) -> Result<(), ServerError> {
         let target = Target::Name(name.to_owned());
@@ -201,7 +317,7 @@ impl ServerHandle {
     /// core aborts those that do not finish the close handshake in time).
     pub fn shutdown(&self) {
         // A stopped server needs no shutdown.
-        let _ = self.tx.try_send(Request::Shutdown);
+        let _ = self.remote.send(Request::Shutdown);
     }
 
     /// Whether the driver has ended (after a shutdown).
@@ -217,160 +333,12 @@ impl ServerHandle {
 
     async fn ask<T>(
         &self,
-        make: impl FnOnce(Tx<T>) -> Request<AsyncChannels>,
+        make: impl FnOnce(Reply<T>) -> Request<FrontChannels<AsyncReplies>>,
     ) -> Result<T, ServerError> {
         let (reply, answer) = async_channel::bounded(1);
-        self.tx
-            .send(make(Tx(reply)))
-            .await
-            .map_err(|_| ServerError::Stopped)?;
+        self.remote.send(make(Reply(reply)))?;
+        // A loop that stops drops the request, and with it the reply sender: the
+        // answer below fails rather than hangs.
         answer.recv().await.map_err(|_| ServerError::Stopped)
-    }
-}
-
-/// Mailboxes and async-channel replies, for the async server.
-#[derive(Debug)]
-struct AsyncChannels;
-
-/// An async-channel sender as a one-shot reply.
-#[derive(Debug)]
-struct Tx<T>(Sender<T>);
-
-impl hub::Channels for AsyncChannels {
-    type Outbox = MailboxOutbox;
-    type Reply<T> = Tx<T>;
-}
-
-impl<T> hub::Reply<T> for Tx<T> {
-    fn reply(self, value: T) {
-        // Bounded(1) and used once: never full. An asker that went away is ignored.
-        let _ = self.0.try_send(value);
-    }
-}
-
-/// The hub and the deadline the driver's timer is set for, behind one lock: the
-/// driver handles the deadlines and the application's requests; connections feed their
-/// own frames, writes and ends in, instead of waking the driver for each.
-struct Shared {
-    state: Mutex<State>,
-    events: Sender<ServerEvent>,
-    /// Wakes the driver when a connection moved the next deadline earlier than its
-    /// timer, or the last connection of a shutdown ended.
-    nudge: Nudge,
-}
-
-struct State {
-    hub: Hub<AsyncChannels>,
-    /// The deadline the driver waits for (`None`: none).
-    armed: Option<Instant>,
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        heartline_tungstenite::lock(&self.state)
-    }
-
-    /// Runs `f` on the hub, then dispatches what it decided and wakes the driver if its
-    /// timer is now too late (or a shutdown finished).
-    fn with<R>(
-        &self,
-        f: impl FnOnce(&mut Hub<AsyncChannels>, Instant, &mut dyn FnMut(ServerEvent)) -> R,
-    ) -> R {
-        // Unbounded channels never fill; an application that dropped its server reads
-        // no events, so sends may fail.
-        let mut emit = |e| drop(self.events.try_send(e));
-        let mut state = self.lock();
-        let result = f(&mut state.hub, Instant::now(), &mut emit);
-        state.hub.dispatch(&mut emit);
-        let earlier = match (state.hub.deadline(), state.armed) {
-            (Some(next), Some(armed)) => next < armed,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        let wake = earlier || state.hub.is_done();
-        drop(state);
-        if wake {
-            self.nudge.nudge();
-        }
-        result
-    }
-
-    /// Feeds what a connection observed.
-    fn feed(&self, conn: ConnId, input: Input) {
-        self.with(|hub, now, emit| hub.input(now, conn, input, emit));
-    }
-
-    /// Carries out one of the application's requests.
-    fn request(&self, request: Request<AsyncChannels>) {
-        self.with(|hub, now, _| hub.request(now, request));
-    }
-}
-
-/// The driver task: handles the one deadline and the application's requests.
-struct Driver {
-    /// Dropped when the driver ends, which tells [`ServerHandle::stopped`].
-    _done: Sender<()>,
-    shared: Arc<Shared>,
-    inbox: Receiver<Request<AsyncChannels>>,
-}
-
-impl Driver {
-    async fn run(self) {
-        let mut timer = Timer::never();
-        // The deadline `timer` is set to: re-arming an async-io timer costs a message to
-        // the reactor thread, so it is re-armed only when the deadline moves.
-        let mut timer_at = None;
-        let (shared, inbox) = (&*self.shared, &self.inbox);
-        let emit = |e| drop(shared.events.try_send(e));
-        loop {
-            let wait = {
-                let mut state = shared.lock();
-                let wait = state.hub.poll(emit);
-                state.armed = match wait {
-                    Wait::Until(deadline) => Some(deadline),
-                    Wait::Forever | Wait::Stop => None,
-                };
-                wait
-            };
-            let deadline = match wait {
-                Wait::Stop => break,
-                Wait::Until(deadline) => Some(deadline),
-                Wait::Forever => None,
-            };
-            if let Some(deadline) = deadline {
-                if timer_at != Some(deadline) {
-                    timer.set_at(deadline);
-                    timer_at = Some(deadline);
-                }
-            }
-            let command = async { Some(inbox.recv().await) };
-            let nudged = async {
-                future::poll_fn(|cx| shared.nudge.poll(cx)).await;
-                None
-            };
-            let tick = async {
-                if deadline.is_some() {
-                    (&mut timer).await;
-                    timer_at = None;
-                } else {
-                    future::pending::<()>().await;
-                }
-                None
-            };
-            match future::or(command, future::or(nudged, tick)).await {
-                // Every handle is gone: nobody can ask for anything any more.
-                Some(Err(_)) => break,
-                Some(Ok(request)) => {
-                    shared.request(request);
-                    // Take what else is queued: one pass for a burst.
-                    while let Ok(request) = inbox.try_recv() {
-                        shared.request(request);
-                    }
-                }
-                // A deadline came or a connection changed the hub: the loop looks.
-                None => {}
-            }
-        }
-        self.inbox.close();
     }
 }

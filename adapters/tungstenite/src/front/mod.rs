@@ -13,6 +13,8 @@
 //! costs its socket and a couple of kilobytes.
 
 mod conn;
+#[cfg(feature = "mio")]
+pub mod event_loop;
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -2,8 +2,8 @@
 //! connections' outboxes, the answer to every request head, and the translation of the
 //! core's actions into what each connection executes.
 //!
-//! heartline's blocking and async servers are this hub plus their own loops, which
-//! differ only in how they read, write, accept and sleep:
+//! Every heartline server runs this hub through the [`front`](crate::front), whose
+//! loops differ only in how they sleep:
 //!
 //! 1. an accepted socket goes to [`Hub::incoming`] with its outbox (its handshake
 //!    deadline starts: the core drops it if the upgrade takes too long);
@@ -19,10 +19,8 @@
 //! A loop never times anything itself: [`Hub::deadline`] is the one timer for every
 //! connection, handshakes and stalled writes included.
 
-mod mailbox;
 mod types;
 
-pub use mailbox::{Mail, Mailbox, MailboxOutbox};
 pub use types::{ClientInfo, HttpHandler, ServerConfig, ServerError, ServerEvent, Target};
 
 use std::collections::HashMap;

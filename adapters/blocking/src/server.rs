@@ -20,22 +20,17 @@
 //! Everything runs on the loop's thread, including [`ServerConfig::http`]: keep that
 //! handler quick (answer from memory).
 
-mod event_loop;
-
 use std::fmt;
-use std::io::{self, ErrorKind};
+use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use heartline_core::{ConnId, Message};
-use mio::net::TcpListener as MioListener;
-use mio::{Poll, Waker};
 
-use event_loop::{EventLoop, LISTENER, WAKER};
-use heartline_tungstenite::front::{self, Front, FrontChannels, Replies, Sink};
+use heartline_tungstenite::front::event_loop::{EventLoop, Remote};
+use heartline_tungstenite::front::{self, FrontChannels, Replies, Sink};
 pub use heartline_tungstenite::hub::{
     ClientInfo, HttpHandler, ServerConfig, ServerError, ServerEvent,
 };
@@ -122,39 +117,25 @@ impl Server {
         handler: Option<front::Handler<StdReplies>>,
     ) -> io::Result<Server> {
         let addr = listener.local_addr()?;
-        listener.set_nonblocking(true)?;
-        let mut listener = MioListener::from_std(listener);
         let (events_tx, events) = mpsc::channel();
-        // The loop keeps a sender for its life: the event channel ends when it does.
+        // The loop's thread keeps a sender for its life: the event channel ends when
+        // the loop does (a handler gets every event, and nothing is queued).
         let queue = events_tx.clone();
         let sink = match handler {
             Some(handler) => Sink::Handler(handler),
             // An application that dropped its server reads no events: sends may fail.
             None => Sink::Queue(Box::new(move |e| drop(queue.send(e)))),
         };
-        let front = Front::new(config, sink, Instant::now())
-            .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
-        let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, mio::Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (requests_tx, requests) = mpsc::channel();
-        let event_loop = EventLoop {
-            poll,
-            listener,
-            front,
-            requests,
-            _events: events_tx,
-        };
+        let (event_loop, remote) = EventLoop::new(listener, config, sink)?;
         thread::Builder::new()
             .name("heartline-server".into())
-            .spawn(move || event_loop.run())?;
+            .spawn(move || {
+                event_loop.run();
+                drop(events_tx);
+            })?;
         Ok(Server {
             addr,
-            handle: ServerHandle {
-                tx: requests_tx,
-                waker,
-            },
+            handle: ServerHandle { remote },
             events,
         })
     }
@@ -188,8 +169,7 @@ impl Server {
 /// A cloneable handle to a running server.
 #[derive(Clone)]
 pub struct ServerHandle {
-    tx: Sender<Request<FrontChannels<StdReplies>>>,
-    waker: Arc<Waker>,
+    remote: Remote<StdReplies>,
 }
 
 impl fmt::Debug for ServerHandle {
@@ -230,9 +210,7 @@ impl ServerHandle {
     /// (the core aborts those that do not finish the close handshake in time).
     pub fn shutdown(&self) {
         // A stopped server needs no shutdown.
-        if self.tx.send(Request::Shutdown).is_ok() {
-            let _ = self.waker.wake();
-        }
+        let _ = self.remote.send(Request::Shutdown);
     }
 
     fn ask<T>(
@@ -240,12 +218,9 @@ impl ServerHandle {
         make: impl FnOnce(SyncSender<T>) -> Request<FrontChannels<StdReplies>>,
     ) -> Result<T, ServerError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.tx
-            .send(make(reply))
-            .map_err(|_| ServerError::Stopped)?;
-        // A loop that cannot be woken has stopped: its end of the channel is gone, and
-        // with it the reply sender, so the answer below fails rather than hangs.
-        let _ = self.waker.wake();
+        self.remote.send(make(reply))?;
+        // A loop that stops drops the request, and with it the reply sender: the
+        // answer below fails rather than hangs.
         answer.recv().map_err(|_| ServerError::Stopped)
     }
 }
