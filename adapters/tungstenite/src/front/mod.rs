@@ -4,8 +4,9 @@
 //! A server loop is this front plus four things of its own: how it learns that a
 //! socket is readable or writable (an edge-triggered poller, a reactor's wakers), how it
 //! accepts, how it sleeps until [`Front::turn`]'s deadline, and how the application's
-//! requests reach it. The blocking server runs it on a `mio` loop, the async servers on
-//! their runtime's reactor; the front reads, answers, writes and times nothing on its
+//! requests reach it. heartline's servers all run it on one `mio` loop
+//! ([`event_loop`], feature `mio`), which sleeps on a thread (blocking) or on a
+//! runtime's reactor (async); the front reads, answers, writes and times nothing on its
 //! own account beyond what the core decides.
 //!
 //! Sockets are read and written directly (tungstenite over a non-blocking [`Socket`]),
