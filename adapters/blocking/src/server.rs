@@ -121,11 +121,8 @@ impl Server {
         // The loop's thread keeps a sender for its life: the event channel ends when
         // the loop does (a handler gets every event, and nothing is queued).
         let queue = events_tx.clone();
-        let sink = match handler {
-            Some(handler) => Sink::Handler(handler),
-            // An application that dropped its server reads no events: sends may fail.
-            None => Sink::Queue(Box::new(move |e| drop(queue.send(e)))),
-        };
+        // An application that dropped its server reads no events: sends may fail.
+        let sink = Sink::new(handler, move |e| drop(queue.send(e)));
         let (event_loop, remote) = EventLoop::new(listener, config, sink)?;
         thread::Builder::new()
             .name("heartline-server".into())

@@ -140,12 +140,9 @@ impl Server {
         let addr = listener.local_addr()?;
         let (events_tx, events) = async_channel::unbounded();
         let queue = events_tx.clone();
-        let sink = match handler {
-            Some(handler) => Sink::Handler(handler),
-            // Unbounded: never full. An application that dropped its server reads no
-            // events, so sends may fail.
-            None => Sink::Queue(Box::new(move |e| drop(queue.try_send(e)))),
-        };
+        // Unbounded: never full. An application that dropped its server reads no
+        // events, so sends may fail.
+        let sink = Sink::new(handler, move |e| drop(queue.try_send(e)));
         let (event_loop, remote) = EventLoop::new(listener, config, sink)?;
         let (done_tx, done) = async_channel::bounded(1);
         let driver = async move {

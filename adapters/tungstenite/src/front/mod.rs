@@ -98,6 +98,19 @@ pub enum Sink<R: Replies> {
     Handler(Handler<R>),
 }
 
+impl<R: Replies> Sink<R> {
+    /// Events to `handler` if there is one, else to `queue`.
+    pub fn new(
+        handler: Option<Handler<R>>,
+        queue: impl FnMut(ServerEvent) + Send + 'static,
+    ) -> Self {
+        match handler {
+            Some(handler) => Sink::Handler(handler),
+            None => Sink::Queue(Box::new(queue)),
+        }
+    }
+}
+
 /// What an event handler may do on the server loop: what a server handle does, at once
 /// and without waiting for an answer from another thread or task.
 pub struct Responder<'a, R: Replies> {
