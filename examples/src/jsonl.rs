@@ -73,12 +73,12 @@ impl EventLog {
 
     /// Prints one event line to stdout and flushes it, so a reader sees it at once.
     pub fn emit(&self, event: &str, fields: &[(&str, Value<'_>)]) {
-        let t_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let line = line(event, t_ms, fields);
-        let mut out = std::io::stdout().lock();
-        // A closed stdout (the reader went away) is not worth dying for.
-        let _ = out.write_all(line.as_bytes());
-        let _ = out.flush();
+        print(&line(event, self.t_ms(), fields));
+    }
+
+    /// Milliseconds since the log was created.
+    pub fn t_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -109,6 +109,21 @@ pub fn line(event: &str, t_ms: u64, fields: &[(&str, Value<'_>)]) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// Prints a formatted line to stdout and flushes it, so a reader sees it at once.
+pub fn print(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (the reader went away) is not worth dying for.
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.flush();
+}
+
+/// `line` (from [`line`]) with the numeric field `key` put first: how a program that
+/// runs many clients says which one an event is about.
+pub fn prefixed(key: &str, n: u64, line: &str) -> String {
+    let rest = line.strip_prefix('{').unwrap_or(line);
+    format!("{{{}:{n},{rest}", quote(key))
 }
 
 /// `s` as a JSON string literal (also a valid JavaScript string literal).
@@ -154,6 +169,15 @@ mod tests {
         assert_eq!(
             got,
             "{\"event\":\"connected\",\"t_ms\":7,\"name\":\"a\\\"b\\\\c\\nd\\u0001\",\"code\":4409}\n"
+        );
+    }
+
+    #[test]
+    fn a_prefixed_field_comes_first_and_keeps_the_line_whole() {
+        let got = prefixed("client", 3, &line("open", 5, &[("conn", 1u64.into())]));
+        assert_eq!(
+            got,
+            "{\"client\":3,\"event\":\"open\",\"t_ms\":5,\"conn\":1}\n"
         );
     }
 
