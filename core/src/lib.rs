@@ -64,9 +64,9 @@ pub use frame::{close_code, Frame, Message};
 pub use rng::Rng;
 pub use server::{
     percent_decode, Accepted, AuthorizeFn, EvictReason, FrameFn, HeartbeatAnswer, HeartbeatMatch,
-    HeartbeatRule, NameFn, NameSource, OpenError, PathRule, QueryError, Rejection, Server,
-    ServerAction, ServerConfig, ServerNotice, ServerSendError, ServerSendErrorKind, UpgradeRequest,
-    UpgradeRules,
+    HeartbeatRule, NameFn, NameSource, OpenError, OriginRule, PathRule, QueryError, Rejection,
+    Server, ServerAction, ServerConfig, ServerNotice, ServerSendError, ServerSendErrorKind,
+    UpgradeRequest, UpgradeRules,
 };
 
 /// Identifies one connection (one attempt). Each attempt gets a new, larger id, so an

@@ -3,82 +3,19 @@
 //! the same address; every client comes back exactly once, and the new server's
 //! registry holds the 100 names with nothing replaced.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{server, Proc};
 use serde_json::Value;
 
 const CLIENTS: usize = 100;
 /// How long anything that must happen may take: far beyond what it needs (the
 /// reconnects come within the first backoff, about a second).
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// A child process whose stdout is read line by line as JSON.
-struct Proc {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<Value>,
-}
-
-impl Proc {
-    fn spawn(mut command: Command) -> Proc {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the example");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stdin = child.stdin.take();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    /// The next line, or a panic naming `what` if none comes in time.
-    fn next(&self, what: &str) -> Value {
-        self.lines
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|e| panic!("no line ({e}) while waiting for {what}"))
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn server(listen: &str) -> (Proc, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
-    command.args(["--listen", listen, "--runtime", "blocking"]);
-    let proc = Proc::spawn(command);
-    let first = proc.next("listening");
-    assert_eq!(first["event"], "listening", "{first}");
-    let addr = first["addr"].as_str().expect("an address").to_owned();
-    (proc, addr)
-}
 
 /// Reads the server's events until `CLIENTS` distinct names are connected; returns
 /// every event seen.
@@ -92,7 +29,7 @@ fn until_all_connected(server: &Proc) -> Vec<Value> {
             "only {} names connected",
             names.len()
         );
-        let event = server.next("connected clients");
+        let event = server.next("connected clients", PATIENCE);
         if event["event"] == "connected" {
             names.insert(event["name"].as_str().unwrap_or_default().to_owned());
         }
@@ -103,7 +40,7 @@ fn until_all_connected(server: &Proc) -> Vec<Value> {
 
 #[test]
 fn every_client_reopens_once_after_a_server_restart() {
-    let (mut first, addr) = server("127.0.0.1:0");
+    let (mut first, addr) = server(&["--listen", "127.0.0.1:0", "--runtime", "blocking"]);
     let mut command = Command::new(env!("CARGO_BIN_EXE_embed"));
     command.args([
         &format!("ws://{addr}/ws/"),
@@ -117,7 +54,7 @@ fn every_client_reopens_once_after_a_server_restart() {
     let mut opens: BTreeMap<u64, usize> = BTreeMap::new();
     let mut events = Vec::new();
     while opens.len() < CLIENTS {
-        let event = embed.next("the first opens");
+        let event = embed.next("the first opens", PATIENCE);
         if event["event"] == "open" {
             *opens
                 .entry(event["client"].as_u64().expect("a client"))
@@ -129,13 +66,13 @@ fn every_client_reopens_once_after_a_server_restart() {
 
     // The server dies without a goodbye and comes back on the same address.
     first.kill();
-    let (second, again) = server(&addr);
+    let (second, again) = server(&["--listen", &addr, "--runtime", "blocking"]);
     assert_eq!(again, addr);
     let registered = until_all_connected(&second);
 
     // Every client reopens exactly once.
     while opens.values().any(|&n| n < 2) {
-        let event = embed.next("the reopens");
+        let event = embed.next("the reopens", PATIENCE);
         if event["event"] == "open" {
             *opens
                 .entry(event["client"].as_u64().expect("a client"))
@@ -145,7 +82,7 @@ fn every_client_reopens_once_after_a_server_restart() {
     }
     embed.stdin = None; // EOF: every client closes and the result line follows.
     let result = loop {
-        let event = embed.next("the result");
+        let event = embed.next("the result", PATIENCE);
         if event["event"] == "open" {
             *opens
                 .entry(event["client"].as_u64().expect("a client"))

@@ -146,7 +146,13 @@ struct ServerProcess {
 impl ServerProcess {
     /// Starts the server and waits for its `listening` line.
     fn start(runtime: &str, listen: &str) -> ServerProcess {
+        Self::start_with(runtime, listen, &[])
+    }
+
+    /// Starts the server with `extra` arguments.
+    fn start_with(runtime: &str, listen: &str, extra: &[&str]) -> ServerProcess {
         let mut cmd = server_command(runtime, listen);
+        cmd.args(extra);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -405,7 +411,10 @@ fn seed_page_survives_heartbeats_and_restart(page: &str, runtime: &str) {
         return peer_missing("chromium", "apt-get install -y chromium");
     };
     let mut pages = PageServer::start();
-    let mut server = ServerProcess::start(runtime, "127.0.0.1:0");
+    // The seed pages come from another origin (the page server): let them in.
+    let pages_origin = format!("http://{}", pages.addr);
+    let allow = ["--allow-origin", pages_origin.as_str()];
+    let mut server = ServerProcess::start_with(runtime, "127.0.0.1:0", &allow);
     let port = server.addr.port();
     let url = format!("http://{}/{page}.html?port={port}&name={page}", pages.addr);
     let _browser = Browser::open(&chromium, &url);
@@ -428,7 +437,7 @@ fn seed_page_survives_heartbeats_and_restart(page: &str, runtime: &str) {
 
     server.kill();
     pages.wait_for("the lost connection", 1, |r| r.event == "close");
-    let mut server = ServerProcess::start(runtime, &format!("127.0.0.1:{port}"));
+    let mut server = ServerProcess::start_with(runtime, &format!("127.0.0.1:{port}"), &allow);
     server.wait_for(&format!("`connected` for {page} after the restart"), |e| {
         is(e, "connected", Some(page))
     });

@@ -15,8 +15,8 @@ pub use types::{
     EvictReason, OpenError, ServerAction, ServerNotice, ServerSendError, ServerSendErrorKind,
 };
 pub use upgrade::{
-    percent_decode, Accepted, AuthorizeFn, NameFn, NameSource, PathRule, QueryError, Rejection,
-    UpgradeRequest, UpgradeRules,
+    percent_decode, Accepted, AuthorizeFn, NameFn, NameSource, OriginRule, PathRule, QueryError,
+    Rejection, UpgradeRequest, UpgradeRules,
 };
 
 use std::borrow::Cow;

@@ -210,6 +210,64 @@ impl fmt::Debug for NameSource {
     }
 }
 
+/// Which web pages may open a WebSocket to this server, judged by the `Origin` header a
+/// browser sends with every handshake. A request without `Origin` (a non-browser client)
+/// is always accepted: only a browser acts on behalf of a user who did not choose the
+/// page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginRule {
+    /// Pages of this server (the `Origin`'s `host[:port]` is the request's `Host`), and
+    /// the listed origins (`https://app.example`, compared without regard to case).
+    /// Anything else gets 403.
+    SameHost {
+        /// Origins allowed besides the server's own.
+        allow: Vec<String>,
+    },
+    /// Any page: for a server that authenticates every handshake with something a
+    /// browser does not attach by itself (a token in the URL, not a cookie).
+    Any,
+}
+
+impl Default for OriginRule {
+    /// `SameHost` with nothing else allowed. A browser sends cookies with a cross-site
+    /// WebSocket handshake and no CORS check applies, so without this rule any site a
+    /// logged-in user visits could talk to the server as that user (cross-site WebSocket
+    /// hijacking); gorilla/websocket and Phoenix refuse such requests by default too.
+    fn default() -> Self {
+        OriginRule::SameHost { allow: Vec::new() }
+    }
+}
+
+impl OriginRule {
+    /// Whether a request with these `Origin` and `Host` header values is allowed.
+    pub fn allows(&self, origin: Option<&[u8]>, host: Option<&[u8]>) -> bool {
+        let OriginRule::SameHost { allow } = self else {
+            return true;
+        };
+        let Some(origin) = origin else {
+            return true;
+        };
+        let Ok(origin) = std::str::from_utf8(origin).map(str::trim) else {
+            return false;
+        };
+        if allow
+            .iter()
+            .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        {
+            return true;
+        }
+        // `scheme://host[:port]`; `null` (a sandboxed or file page) has no host.
+        let authority = origin.split_once("://").map(|(_, rest)| rest);
+        let host = host
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .map(str::trim);
+        match (authority, host) {
+            (Some(a), Some(h)) => !a.is_empty() && !a.contains('/') && a.eq_ignore_ascii_case(h),
+            _ => false,
+        }
+    }
+}
+
 /// How an upgrade request is judged. `Default` suits seed 002's clients
 /// (`ws://host/ws/?name=alice`).
 #[derive(Clone)]
@@ -235,7 +293,12 @@ pub struct UpgradeRules {
     /// Default 128: ample for user ids and device names, and keeps a client from
     /// parking kilobytes in the registry.
     pub max_name_len: usize,
-    /// Authentication, run after the path, query and name checks pass. Default `None`.
+    /// Which web pages may connect; others get 403.
+    ///
+    /// Default [`OriginRule::SameHost`] with no other origin (see its `Default` for why).
+    pub origin: OriginRule,
+    /// Authentication, run after the path, origin, query and name checks pass. Default
+    /// `None`.
     pub authorize: Option<AuthorizeFn>,
 }
 
@@ -246,6 +309,7 @@ impl Default for UpgradeRules {
             name: NameSource::Query("name".to_owned()),
             name_required: true,
             max_name_len: 128,
+            origin: OriginRule::default(),
             authorize: None,
         }
     }
@@ -258,6 +322,7 @@ impl fmt::Debug for UpgradeRules {
             .field("name", &self.name)
             .field("name_required", &self.name_required)
             .field("max_name_len", &self.max_name_len)
+            .field("origin", &self.origin)
             .field("authorize", &self.authorize.as_ref().map(|_| ".."))
             .finish()
     }
@@ -343,12 +408,15 @@ impl fmt::Display for Rejection {
 impl std::error::Error for Rejection {}
 
 impl UpgradeRules {
-    /// Judges `req`: path (404), query (400), name (400), then the `authorize` callback
-    /// (its own status; one outside 400-599 is answered as 403).
+    /// Judges `req`: path (404), origin (403), query (400), name (400), then the
+    /// `authorize` callback (its own status; one outside 400-599 is answered as 403).
     pub fn check(&self, req: &UpgradeRequest<'_>) -> Result<Accepted, Rejection> {
         let path = req.path();
         if !self.path.matches(path) {
             return Err(Rejection::not_found());
+        }
+        if !self.origin.allows(req.header("origin"), req.header("host")) {
+            return Err(Rejection::new(403, "cross-origin request refused"));
         }
         if let Some(Err(e)) = req.params().find(|p| p.is_err()) {
             return Err(Rejection::bad_request(match e {
@@ -420,6 +488,49 @@ mod tests {
             percent_decode("plain"),
             Ok(Cow::Borrowed("plain"))
         ));
+    }
+
+    fn with(origin: &str, host: &str) -> bool {
+        let headers: [(&str, &[u8]); 2] =
+            [("Origin", origin.as_bytes()), ("Host", host.as_bytes())];
+        UpgradeRules::default()
+            .check(&UpgradeRequest::new("/ws/?name=a", &headers))
+            .is_ok()
+    }
+
+    #[test]
+    fn a_page_of_this_server_may_connect_and_one_of_another_site_may_not() {
+        assert!(with("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(with("https://Chat.Example", "chat.example"));
+        assert!(!with("https://evil.example", "127.0.0.1:8080"));
+        // Another port is another origin.
+        assert!(!with("http://127.0.0.1:9090", "127.0.0.1:8080"));
+        assert!(!with("null", "127.0.0.1:8080"));
+        assert!(!with("http://127.0.0.1:8080/x", "127.0.0.1:8080"));
+        let refused = UpgradeRules::default()
+            .check(&UpgradeRequest::new(
+                "/ws/?name=a",
+                &[("Origin", b"https://evil.example"), ("Host", b"h")],
+            ))
+            .unwrap_err();
+        assert_eq!(refused.status, 403);
+    }
+
+    #[test]
+    fn a_client_without_origin_is_not_a_browser_and_may_connect() {
+        let req = UpgradeRequest::new("/ws/?name=a", &[("Host", b"127.0.0.1:1")]);
+        assert!(UpgradeRules::default().check(&req).is_ok());
+    }
+
+    #[test]
+    fn listed_origins_and_any_origin_are_let_in() {
+        let listed = OriginRule::SameHost {
+            allow: vec!["https://app.example/".to_owned()],
+        };
+        assert!(listed.allows(Some(b"https://APP.example"), Some(b"api.example")));
+        assert!(!listed.allows(Some(b"https://other.example"), Some(b"api.example")));
+        assert!(OriginRule::Any.allows(Some(b"https://evil.example"), Some(b"api.example")));
+        assert!(!OriginRule::default().allows(Some(b"https://a.example"), None));
     }
 
     proptest::proptest! {

@@ -4,7 +4,10 @@
 //! `ping` gets `pong`, a JSON `heart_beat` message is echoed), pings quiet clients and
 //! evicts silent ones, keys clients by `?name=` (a second connection with a name
 //! replaces the first), and serves at `GET /` a page with connect / send / close
-//! buttons whose script heartbeats and reconnects.
+//! buttons whose script heartbeats and reconnects. Browser pages of other sites are
+//! refused (403) unless `--allow-origin` lists them or `--any-origin` is given;
+//! `--anonymous` admits clients without a name under generated ids. `server --help`
+//! lists every flag.
 //!
 //! Events are JSON lines on stdout with `"event"` and `"t_ms"`: `listening` (`addr`),
 //! `connected` (`name`), `replaced` (`name`), `evicted` (`name`, `reason`),
@@ -12,99 +15,101 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use clap::Parser;
 
 use heartline_blocking::hub::ServerEvent;
 use heartline_blocking::wire::HttpResponse;
-use heartline_core::{ConnId, Message, PathRule, ServerConfig, ServerNotice};
+use heartline_core::{
+    ConnId, Message, NameSource, OriginRule, PathRule, ServerConfig, ServerNotice,
+};
 use heartline_examples::jsonl::{quote, EventLog, Value};
-
-const USAGE: &str = "usage: server [--listen 127.0.0.1:PORT] [--path /ws/] \
-[--runtime smol|async-std|blocking] [--ping-interval-ms N] [--idle-timeout-ms N]";
 
 /// The page served at `/`, with the WebSocket path filled in at startup.
 const PAGE: &str = include_str!("../../static/index.html");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Runtime {
     Smol,
     AsyncStd,
     Blocking,
 }
 
-#[derive(Debug)]
+/// An echo server with heartbeat, eviction and a registry by name; events as JSON lines.
+#[derive(Debug, Parser)]
+#[command(version)]
 struct Args {
+    /// The address to listen on (seed 002's port by default).
+    #[arg(long, default_value = "127.0.0.1:1024")]
     listen: String,
+    /// The WebSocket path; other paths get 404 (`/` serves the page).
+    #[arg(long, default_value = "/ws/", value_parser = ws_path)]
     path: String,
+    /// Which runtime runs the server loop.
+    #[arg(long, value_enum, default_value_t = Runtime::Smol)]
     runtime: Runtime,
-    ping_interval: Option<Duration>,
-    idle_timeout: Option<Duration>,
+    /// Quiet time before a client is pinged (default 30 s; with only one of the two
+    /// timings given, the other keeps the 2:5 ratio).
+    #[arg(long, value_parser = positive_ms)]
+    ping_interval_ms: Option<Duration>,
+    /// Silence after which a client is evicted (default 75 s).
+    #[arg(long, value_parser = positive_ms)]
+    idle_timeout_ms: Option<Duration>,
+    /// Let pages from this origin connect (`https://app.example`), besides the
+    /// server's own pages. Repeatable.
+    #[arg(long, value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+    /// Let pages from any origin connect (by default a browser handshake whose
+    /// `Origin` is another site gets 403; clients that send no `Origin` always may).
+    #[arg(long, conflicts_with = "allow_origin")]
+    any_origin: bool,
+    /// Accept clients without `?name=`: each is registered under a generated id
+    /// (`anon-1`, `anon-2`, ...). Without it such a request gets 400.
+    #[arg(long)]
+    anonymous: bool,
 }
 
-/// Why the arguments were not taken.
-enum ArgError {
-    Help,
-    Bad(String),
-}
-
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, ArgError> {
-    let mut parsed = Args {
-        // Seed 002's port and path.
-        listen: "127.0.0.1:1024".to_owned(),
-        path: "/ws/".to_owned(),
-        runtime: Runtime::Smol,
-        ping_interval: None,
-        idle_timeout: None,
-    };
-    while let Some(flag) = args.next() {
-        if flag == "-h" || flag == "--help" {
-            return Err(ArgError::Help);
-        }
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| ArgError::Bad(format!("{flag} needs a value")))
-        };
-        match flag.as_str() {
-            "--listen" => parsed.listen = value()?,
-            "--path" => {
-                let path = value()?;
-                if !path.starts_with('/') {
-                    return Err(ArgError::Bad(format!(
-                        "--path must start with '/': {path:?}"
-                    )));
-                }
-                parsed.path = path;
-            }
-            "--runtime" => {
-                parsed.runtime = match value()?.as_str() {
-                    "smol" => Runtime::Smol,
-                    "async-std" => Runtime::AsyncStd,
-                    "blocking" => Runtime::Blocking,
-                    other => return Err(ArgError::Bad(format!("unknown runtime {other:?}"))),
-                }
-            }
-            "--ping-interval-ms" => parsed.ping_interval = Some(millis(&flag, &value()?)?),
-            "--idle-timeout-ms" => parsed.idle_timeout = Some(millis(&flag, &value()?)?),
-            other => return Err(ArgError::Bad(format!("unknown argument {other:?}"))),
-        }
+fn ws_path(path: &str) -> Result<String, String> {
+    if path.starts_with('/') {
+        Ok(path.to_owned())
+    } else {
+        Err("must start with '/'".to_owned())
     }
-    Ok(parsed)
 }
 
-fn millis(flag: &str, value: &str) -> Result<Duration, ArgError> {
+fn positive_ms(value: &str) -> Result<Duration, String> {
     match value.parse::<u64>() {
         Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-        _ => Err(ArgError::Bad(format!(
-            "{flag} takes a positive number of milliseconds, not {value:?}"
-        ))),
+        _ => Err("takes a positive number of milliseconds".to_owned()),
     }
 }
 
-/// The core's configuration: seed 002's defaults, with the path and timings given.
+/// The core's configuration: seed 002's defaults, with the path, timings and admission
+/// rules given.
 fn core_config(args: &Args) -> ServerConfig {
     let mut config = ServerConfig::default();
     config.upgrade.path = PathRule::Exact(args.path.clone());
-    match (args.ping_interval, args.idle_timeout) {
+    config.upgrade.origin = if args.any_origin {
+        OriginRule::Any
+    } else {
+        OriginRule::SameHost {
+            allow: args.allow_origin.clone(),
+        }
+    };
+    if args.anonymous {
+        let next = Arc::new(AtomicU64::new(0));
+        config.upgrade.name = NameSource::Custom(Arc::new(move |req| {
+            let given = req.param("name").ok().flatten().filter(|n| !n.is_empty());
+            Some(given.map_or_else(
+                || format!("anon-{}", next.fetch_add(1, Ordering::Relaxed) + 1),
+                |n| n.into_owned(),
+            ))
+        }));
+    }
+    match (args.ping_interval_ms, args.idle_timeout_ms) {
         (Some(ping), Some(idle)) => {
             config.ping_interval = ping;
             config.idle_timeout = idle;
@@ -261,19 +266,9 @@ fn run(args: &Args, log: &EventLog) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let log = EventLog::new();
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(ArgError::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(ArgError::Bad(message)) => {
-            eprintln!("server: {message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     if let Err(e) = core_config(&args).validate() {
-        eprintln!("server: {e}\n{USAGE}");
+        eprintln!("server: {e}");
         return ExitCode::from(2);
     }
     match run(&args, &log) {

@@ -173,3 +173,71 @@ pub fn skip_or_fail(peer: &str, install: &str) {
     }
     eprintln!("skipped: {peer} is not installed; install with: {install}");
 }
+
+/// A child process whose stdout is read line by line as JSON (any example program).
+pub struct Proc {
+    child: Child,
+    /// Its stdin; set to `None` to close it (EOF).
+    pub stdin: Option<ChildStdin>,
+    lines: Receiver<Value>,
+}
+
+impl Proc {
+    /// Starts `command` with piped stdin and stdout.
+    pub fn spawn(mut command: Command) -> Proc {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the example");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stdin = child.stdin.take();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// The next line, or a panic naming `what` if none comes within `patience`.
+    pub fn next(&self, what: &str, patience: Duration) -> Value {
+        self.lines
+            .recv_timeout(patience)
+            .unwrap_or_else(|e| panic!("no line ({e}) while waiting for {what}"))
+    }
+
+    /// Kills the process and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts the `server` example with `args` and waits for its `listening` line: the
+/// process and the address it listens on.
+pub fn server(args: &[&str]) -> (Proc, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    command.args(args);
+    let proc = Proc::spawn(command);
+    let first = proc.next("listening", PATIENCE);
+    assert_eq!(first["event"], "listening", "{first}");
+    let addr = first["addr"].as_str().expect("an address").to_owned();
+    (proc, addr)
+}
