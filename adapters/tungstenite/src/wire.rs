@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use heartline_core::{Frame, Message as CoreMessage, PingPayload};
+use heartline_core::{close_code, Frame, Message as CoreMessage, PingPayload};
 use tungstenite::handshake::machine::TryParse;
 pub use tungstenite::handshake::server::Request;
 use tungstenite::handshake::server::{create_response, write_response};
@@ -265,6 +265,23 @@ pub fn end_reason(error: tungstenite::Error) -> Option<String> {
     match error {
         tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => None,
         e => Some(e.to_string()),
+    }
+}
+
+/// The close code and reason for a read error the peer caused (RFC 6455 section 7.4.1):
+/// 1002 for a protocol violation, 1007 for text that is not UTF-8, 1009 for a message or
+/// frame over the limit. `None` for an error of the transport, which ends the connection
+/// without a frame.
+pub fn violation(error: &tungstenite::Error) -> Option<(u16, &'static str)> {
+    use tungstenite::error::ProtocolError;
+    match error {
+        tungstenite::Error::Utf8(_) => Some((close_code::INVALID_PAYLOAD, "invalid UTF-8")),
+        tungstenite::Error::Capacity(_) => Some((close_code::TOO_BIG, "message too big")),
+        tungstenite::Error::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing,
+        ) => None,
+        tungstenite::Error::Protocol(_) => Some((close_code::PROTOCOL_ERROR, "protocol error")),
+        _ => None,
     }
 }
 

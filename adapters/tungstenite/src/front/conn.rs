@@ -30,6 +30,9 @@ pub(super) struct Slot {
 pub(super) struct Io<S> {
     pub(super) stream: S,
     pub(super) drained: bool,
+    /// The peer ended its half: a short read no longer means "nothing more", since
+    /// the end of stream waits behind the data and brings no readiness of its own.
+    pub(super) peer_closed: bool,
 }
 
 impl<S: Socket> Read for Io<S> {
@@ -41,7 +44,7 @@ impl<S: Socket> Read for Io<S> {
             match self.stream.read(buf) {
                 Ok(n) => {
                     // A short read took everything there was (a zero-length buffer aside).
-                    self.drained = n < buf.len();
+                    self.drained = n < buf.len() && !self.peer_closed;
                     return Ok(n);
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -112,6 +115,29 @@ pub(super) struct Open<S> {
     pub(super) stalled: bool,
     /// Payload bytes of messages handed to tungstenite but not yet on the wire.
     pub(super) unflushed: usize,
+    /// The peer broke the protocol: what it sends is no longer parsed, only drained
+    /// until it closes (or the core's close timeout aborts it).
+    pub(super) failed: bool,
+}
+
+/// Reads and discards what a failed connection still sends, so that dropping it later
+/// does not reset the Close frame on its way to the peer.
+pub(super) fn drain<S: Socket>(open: &mut Open<S>) -> Ended {
+    let mut scratch = [0u8; 4096];
+    // Straight from the socket: a short read may leave its end of stream unread.
+    let stream = &mut open.ws.get_mut().stream;
+    loop {
+        match stream.read(&mut scratch) {
+            Ok(0) => return Ended::Yes(None),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                stream.wait_readable();
+                return Ended::No;
+            }
+            Err(e) => return Ended::Yes(Some(e.to_string())),
+        }
+    }
 }
 
 /// How an open connection's write ended.

@@ -188,7 +188,9 @@ impl<R: Replies> EventLoop<R> {
                     if event.is_writable() {
                         self.front.writable(now, key);
                     }
-                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    if event.is_read_closed() {
+                        self.front.read_closed(now, key);
+                    } else if event.is_readable() || event.is_error() {
                         self.front.readable(now, key);
                     }
                 }

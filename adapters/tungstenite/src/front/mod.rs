@@ -288,6 +288,7 @@ impl<S: Socket, R: Replies> Front<S, R> {
                 io: Io {
                     stream,
                     drained: false,
+                    peer_closed: false,
                 },
                 buf: Vec::new(),
             },
@@ -326,6 +327,22 @@ impl<S: Socket, R: Replies> Front<S, R> {
         if let Some(slot) = self.conns.slot(key) {
             self.readable_slot(now, slot);
         }
+    }
+
+    /// The peer of the socket under `key` ended its half of the connection (the
+    /// poller saw its FIN): its reads go on to the end of stream.
+    pub fn read_closed(&mut self, now: Instant, key: usize) {
+        let Some(slot) = self.conns.slot(key) else {
+            return;
+        };
+        if let Some(conn) = self.conns.get(slot) {
+            match &mut conn.phase {
+                Phase::Head { io, .. } | Phase::Answer { io, .. } => io.peer_closed = true,
+                Phase::Open(open) => open.ws.get_mut().peer_closed = true,
+                Phase::Gone => {}
+            }
+        }
+        self.readable_slot(now, slot);
     }
 
     /// The socket under `key` may take more.
@@ -470,6 +487,7 @@ impl<S: Socket, R: Replies> Front<S, R> {
                     queue: VecDeque::new(),
                     stalled: false,
                     unflushed: 0,
+                    failed: false,
                 }));
                 self.read_open(now, slot);
             }
@@ -486,6 +504,12 @@ impl<S: Socket, R: Replies> Front<S, R> {
             return;
         };
         let conn = open.conn;
+        if open.failed {
+            if let Ended::Yes(error) = conn::drain(open) {
+                self.end(now, slot, error);
+            }
+            return;
+        }
         let mut replied = false;
         for _ in 0..READ_BATCH {
             match open.ws.read() {
@@ -509,7 +533,18 @@ impl<S: Socket, R: Replies> Front<S, R> {
                     }
                     return;
                 }
-                Err(e) => return self.end(now, slot, wire::end_reason(e)),
+                Err(e) => match wire::violation(&e) {
+                    Some((code, reason)) => {
+                        open.failed = true;
+                        self.hub
+                            .input(now, conn, Input::Violation(code, reason), drop);
+                        if let Ended::Yes(error) = conn::drain(open) {
+                            self.end(now, slot, error);
+                        }
+                        return;
+                    }
+                    None => return self.end(now, slot, wire::end_reason(e)),
+                },
             }
         }
         // More may be waiting: come back after the others had their turn.

@@ -74,6 +74,9 @@ pub enum Input {
     Blocked,
     /// Everything written so far is on the socket again (after [`Input::Blocked`]).
     Flushed,
+    /// The peer broke the protocol (see [`wire::violation`]): the connection fails
+    /// with a Close carrying this code and reason.
+    Violation(u16, &'static str),
     /// The connection ended, with the IO error that ended it, if any.
     Ended(Option<String>),
 }
@@ -301,6 +304,10 @@ impl<C: Channels> Hub<C> {
             Input::Written(bytes) => self.core.handle_written(conn, bytes),
             Input::Blocked => self.core.handle_write_blocked(now, conn),
             Input::Flushed => self.core.handle_write_flushed(conn),
+            Input::Violation(code, reason) => {
+                // Already closing: the close under way ends it, bounded by its timeout.
+                let _ = self.core.close(now, conn, code, reason);
+            }
             Input::Ended(error) => {
                 self.conns.remove(&conn);
                 self.core.handle_disconnected(now, conn, error.as_deref());
