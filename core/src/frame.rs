@@ -116,4 +116,16 @@ pub mod close_code {
     pub fn is_sendable(code: u16) -> bool {
         matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
+
+    /// The longest reason a Close frame holds (125 payload bytes, two of them the code).
+    pub const MAX_REASON: usize = 123;
+
+    /// `reason` cut to at most [`MAX_REASON`] bytes, at a character boundary.
+    pub fn fit_reason(reason: &str) -> &str {
+        let mut end = reason.len().min(MAX_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        &reason[..end]
+    }
 }

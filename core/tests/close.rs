@@ -163,3 +163,56 @@ fn a_heartbeat_the_driver_has_not_taken_is_dropped_by_close() {
         "no Ping ahead of the Close"
     );
 }
+
+#[test]
+fn a_peer_that_breaks_the_protocol_is_failed_with_the_code_and_retried() {
+    let mut h = Harness::new(config());
+    let conn = h.open();
+    h.notices();
+    let long = "é".repeat(100); // 200 bytes: cut at a character boundary
+    h.event(Event::Violation(conn, 1007, &long));
+    let reason = "é".repeat(61);
+    assert_eq!(
+        h.actions(),
+        vec![Action::Close {
+            conn,
+            code: 1007,
+            reason: reason.clone()
+        }]
+    );
+    // A second violation while closing sends nothing more.
+    h.event(Event::Violation(conn, 1002, "again"));
+    assert!(h.actions().is_empty());
+    h.event(Event::Disconnected(conn, None));
+    let notices = h.notices();
+    assert_eq!(
+        notices[0],
+        Notice::Closed {
+            conn,
+            code: 1007,
+            reason,
+            by: Initiator::Local
+        }
+    );
+    // 1007 from the peer would be terminal; a close this client made is not.
+    assert!(
+        matches!(notices[1], Notice::ReconnectScheduled { attempt: 1, .. }),
+        "{notices:?}"
+    );
+    assert_eq!(h.client.state(), ReadyState::Connecting);
+}
+
+#[test]
+fn a_violation_with_a_code_not_for_the_wire_becomes_1002() {
+    let mut h = Harness::new(config());
+    let conn = h.open();
+    h.event(Event::Violation(conn, 1006, "bad"));
+    assert_eq!(
+        h.actions(),
+        vec![Action::Close {
+            conn,
+            code: 1002,
+            reason: "bad".into()
+        }]
+    );
+}

@@ -194,6 +194,9 @@ struct Link {
     stalled: bool,
     /// Reading stopped at [`READ_BATCH`] with more to read.
     more: bool,
+    /// The peer broke the protocol: nothing more is read, and the connection is
+    /// dropped once the core's Close frame is written.
+    failed: bool,
 }
 
 impl Driver {
@@ -252,6 +255,12 @@ impl Driver {
             if unflushed {
                 self.flush(&mut link);
             }
+            if let Some(open) = link.as_ref().filter(|l| l.failed && !l.stalled) {
+                let conn = open.conn;
+                self.close_link(&mut link);
+                self.disconnected(conn, None);
+                continue;
+            }
             let wake_at = match self.core().wait(link.is_none()) {
                 Wait::Stop => break,
                 Wait::Until(deadline) => Some(deadline),
@@ -283,7 +292,9 @@ impl Driver {
             if writable && link.as_ref().is_some_and(|l| l.stalled) {
                 self.flush(&mut link);
             }
-            if readable || link.as_ref().is_some_and(|l| l.more) {
+            if (readable || link.as_ref().is_some_and(|l| l.more))
+                && !link.as_ref().is_some_and(|l| l.failed)
+            {
                 self.read(&mut link);
             }
             self.core().lock().handle_timeout(Instant::now());
@@ -300,6 +311,7 @@ impl Driver {
         open.more = false;
         let mut reply = false;
         let mut messages = Vec::new();
+        let mut violation = None;
         let error = loop {
             if messages.len() == READ_BATCH {
                 open.more = true;
@@ -319,7 +331,13 @@ impl Driver {
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                     break Some(None)
                 }
-                Err(e) => break Some(Some(e.to_string())),
+                Err(e) => match wire::violation(&e) {
+                    Some(code) => {
+                        violation = Some(code);
+                        break None;
+                    }
+                    None => break Some(Some(e.to_string())),
+                },
             }
         };
         if !messages.is_empty() {
@@ -327,6 +345,12 @@ impl Driver {
             self.core()
                 .feed_all(conn, Instant::now(), messages, &mut events);
             events.into_iter().for_each(self.notify());
+        }
+        if let Some((code, reason)) = violation {
+            open.failed = true;
+            open.more = false;
+            self.core()
+                .event(Event::Violation(conn, code, reason), self.notify());
         }
         match error {
             None if reply => self.flush(slot),
@@ -368,6 +392,7 @@ impl Driver {
             stalled: false,
             // What came with the handshake, or is buffered in TLS, is read at once.
             more: true,
+            failed: false,
         })
     }
 

@@ -11,7 +11,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::Instant;
 
 use common::client_scenarios::{EventSource, Next, Setup, Started};
-use heartline_blocking::{ClientBuilder, ClientEvents};
+use heartline_blocking::ClientEvents;
 
 impl EventSource for ClientEvents {
     fn next_before(&mut self, deadline: Instant) -> Next {
@@ -24,17 +24,7 @@ impl EventSource for ClientEvents {
 }
 
 fn start(url: &str, setup: Setup) -> Started {
-    let mut builder = ClientBuilder::new(url).config(setup.config).seed(7);
-    if let Some(f) = setup.on_connect {
-        builder = builder.on_connect(f);
-    }
-    if let Some(der) = setup.tls_root {
-        builder = builder.tls_root_certificate(der);
-    }
-    if let Some(timeout) = setup.write_timeout {
-        builder = builder.write_timeout(timeout);
-    }
-    let (handle, events) = heartline_blocking::connect(builder).expect("client starts");
+    let (handle, events) = heartline_blocking::connect(setup.builder(url)).expect("client starts");
     (handle, Box::new(events))
 }
 

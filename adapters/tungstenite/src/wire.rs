@@ -52,7 +52,8 @@ impl Default for Buffers {
 impl Buffers {
     /// The tungstenite configuration for these buffers and the server's limits.
     ///
-    /// Inbound messages and frames are limited to `max_message_size`. The outgoing
+    /// Inbound messages and frames are limited to `max_message_size` and
+    /// `max_frame_size`. The outgoing
     /// buffer may hold the largest message the core lets through (its backlog bound, or
     /// the largest inbound message echoed back) plus 64 KiB, so sending a large message
     /// never fails for lack of room, while a peer that stops reading cannot make it
@@ -70,7 +71,7 @@ impl Buffers {
             .write_buffer_size(write)
             .max_write_buffer_size(max_write)
             .max_message_size(Some(max_message_size))
-            .max_frame_size(Some(max_message_size))
+            .max_frame_size(Some(core.max_frame_size))
     }
 }
 

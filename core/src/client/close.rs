@@ -69,6 +69,28 @@ impl Client {
         }
     }
 
+    /// The peer broke the protocol on `conn`: fail the connection with `code`.
+    pub(super) fn on_violation(&mut self, now: Instant, conn: ConnId, code: u16, reason: &str) {
+        if !matches!(self.phase, Phase::Open { .. }) {
+            // Closing already: the handshake under way ends it; its timer bounds the wait.
+            return;
+        }
+        let code = if close_code::is_sendable(code) {
+            code
+        } else {
+            close_code::PROTOCOL_ERROR
+        };
+        let reason = close_code::fit_reason(reason);
+        self.start_close(
+            now,
+            conn,
+            code,
+            reason,
+            Initiator::Local,
+            AfterClose::Decide,
+        );
+    }
+
     pub(super) fn start_close(
         &mut self,
         now: Instant,
@@ -118,7 +140,12 @@ impl Client {
         let next = match after {
             AfterClose::Stop => Next::Stop,
             AfterClose::ReconnectNow => Next::ConnectNow,
-            AfterClose::Decide if self.config.reconnect.terminal_close_codes.contains(&code) => {
+            // Only the peer's code can say "do not come back": a close this client made
+            // (the peer broke the protocol) retries like a lost connection.
+            AfterClose::Decide
+                if by == Initiator::Remote
+                    && self.config.reconnect.terminal_close_codes.contains(&code) =>
+            {
                 Next::GiveUp(GiveUpReason::CloseCode {
                     code,
                     reason: reason.clone(),

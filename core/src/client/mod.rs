@@ -221,6 +221,13 @@ impl Client {
                 self.on_disconnected(now, conn, error);
                 Disposition::Consumed
             }
+            Event::Violation(conn, code, reason) => {
+                if !self.is_current(conn) {
+                    return Disposition::Stale;
+                }
+                self.on_violation(now, conn, code, reason);
+                Disposition::Consumed
+            }
         }
     }
 

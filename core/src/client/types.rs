@@ -81,6 +81,13 @@ pub enum Event<'a> {
     /// The transport ended: the peer closed TCP (after a close handshake or not), or an
     /// IO error happened; `error` describes it, if there was one.
     Disconnected(ConnId, Option<&'a str>),
+    /// The peer broke the protocol: `code` is 1002 for a malformed frame, 1007 for text
+    /// that is not UTF-8, 1009 for a message or frame over the limit, and the text says
+    /// what. The core fails the connection: it sends a Close with that code
+    /// ([`Action::Close`]) and, as what follows on the wire cannot be parsed, the
+    /// driver stops reading and reports [`Event::Disconnected`] once that Close is
+    /// written. The connection counts as lost: reconnects follow the policy.
+    Violation(ConnId, u16, &'a str),
 }
 
 /// Why a connection attempt failed.

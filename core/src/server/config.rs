@@ -86,6 +86,14 @@ pub struct ServerConfig {
     /// of megabytes per message, which lets any client claim that much memory; raise
     /// it deliberately for file transfer.
     pub max_message_size: usize,
+    /// Largest inbound frame in bytes; drivers configure their WebSocket library with
+    /// it, which fails a larger frame with [`close_code::TOO_BIG`](crate::close_code::TOO_BIG)
+    /// before reading its payload. A message may span several frames, each within
+    /// this limit, up to `max_message_size` in all.
+    ///
+    /// Default 64 KiB, like `max_message_size`: one frame header can then claim no
+    /// more memory than one message.
+    pub max_frame_size: usize,
     /// Most payload bytes per client handed to the driver and not yet reported written
     /// with [`Server::handle_written`](crate::Server::handle_written). A send that would
     /// pass it evicts the client with [`close_code::BACKLOG`](crate::close_code::BACKLOG).
@@ -112,6 +120,7 @@ impl Default for ServerConfig {
             write_timeout: Duration::from_secs(10),
             accept_pause: Duration::from_millis(50),
             max_message_size: 64 << 10,
+            max_frame_size: 64 << 10,
             max_backlog_bytes: 256 << 10,
         }
     }
@@ -141,6 +150,12 @@ impl ServerConfig {
         if self.max_message_size == 0 {
             return Err(ConfigError::new(
                 "max_message_size",
+                "must be greater than zero",
+            ));
+        }
+        if self.max_frame_size == 0 {
+            return Err(ConfigError::new(
+                "max_frame_size",
                 "must be greater than zero",
             ));
         }

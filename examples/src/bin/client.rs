@@ -1,7 +1,7 @@
 //! A command-line WebSocket client with heartbeat and reconnect, like a small websocat.
 //!
 //! ```text
-//! client ws://127.0.0.1:8080/ws --ping-interval-ms 5000 --reconnect exp:500:10000
+//! client ws://127.0.0.1:8080/ws --ping-interval 5s --reconnect exp:500:10000
 //! ```
 //!
 //! Each line of stdin is sent as a text message (queued while disconnected); every event
@@ -17,31 +17,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use clap::{CommandFactory, Parser};
 use heartline_blocking::{ClientEvent, ClientHandle};
 use heartline_core::{close_code, Notice, ReadyState, SendError};
-use heartline_examples::args::{self, ClientArgs, Command, Runtime, USAGE};
+use heartline_examples::args::{ClientArgs, Runtime};
 use heartline_examples::events::{binary_json, notice_json, text_json};
 use heartline_examples::jsonl::line;
 
 fn main() -> ExitCode {
-    let Ok(raw) = std::env::args_os()
-        .skip(1)
-        .map(|a| a.into_string())
-        .collect::<Result<Vec<_>, _>>()
-    else {
-        return usage_error("arguments must be valid UTF-8");
-    };
-    let args = match args::parse(raw) {
-        Ok(Command::Run(args)) => args,
-        Ok(Command::Help) => {
-            let _ = io::stdout().write_all(USAGE.as_bytes());
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => return usage_error(&e.to_string()),
-    };
+    let args = ClientArgs::parse();
     let config = match args.config() {
         Ok(config) => config,
-        Err(e) => return usage_error(&e.to_string()),
+        Err(e) => ClientArgs::command()
+            .error(clap::error::ErrorKind::ValueValidation, e)
+            .exit(),
     };
     let out = Out::new(Instant::now());
     let ending: Result<Ending, String> = match args.runtime {
@@ -54,20 +43,18 @@ fn main() -> ExitCode {
     match ending {
         Ok(Ending::Closed) => ExitCode::SUCCESS,
         Ok(Ending::GaveUp) => ExitCode::from(1),
-        Err(e) => usage_error(&e),
+        Err(e) => {
+            eprintln!("client: {e}");
+            ExitCode::from(2)
+        }
     }
-}
-
-fn usage_error(message: &str) -> ExitCode {
-    eprintln!("client: {message}\n\n{USAGE}");
-    ExitCode::from(2)
 }
 
 /// How the client ended.
 enum Ending {
-    /// Closed after EOF on stdin.
+    /// Closed after EOF on stdin (or, with `--once`, after its one connection).
     Closed,
-    /// Stopped reconnecting.
+    /// Stopped reconnecting (with `--once`: the connection never opened).
     GaveUp,
 }
 
@@ -75,6 +62,7 @@ enum Ending {
 struct Out {
     start: Instant,
     gave_up: Cell<bool>,
+    opened: Cell<bool>,
 }
 
 impl Out {
@@ -82,12 +70,19 @@ impl Out {
         Out {
             start,
             gave_up: Cell::new(false),
+            opened: Cell::new(false),
         }
     }
 
     /// How the client ended, once its events have ended.
-    fn ending(&self) -> Ending {
-        if self.gave_up.get() {
+    fn ending(&self, once: bool) -> Ending {
+        // With `--once` the client gives up after its one connection by design.
+        let failed = if once {
+            !self.opened.get()
+        } else {
+            self.gave_up.get()
+        };
+        if failed {
             Ending::GaveUp
         } else {
             Ending::Closed
@@ -106,21 +101,38 @@ impl Out {
         let _ = stdout.flush();
     }
 
-    /// Prints an event of either adapter (they share the event and handle types).
-    fn event(&self, event: ClientEvent, eof: &Eof) {
-        match event {
+    /// Prints an event of either adapter (they share the event and handle types), and
+    /// echoes a message back with `--echo`.
+    fn event(&self, event: ClientEvent, control: &Control) {
+        let echoed = match event {
             ClientEvent::Notice(notice) => {
                 self.notice(&notice);
-                eof.on_notice(&notice);
+                control.on_notice(&notice);
+                return;
             }
-            ClientEvent::Text(text) => self.text(text.as_str()),
-            ClientEvent::Binary(data) => self.binary(data.len()),
+            ClientEvent::Text(text) => {
+                self.text(text.as_str());
+                control
+                    .echo
+                    .then(|| control.handle.send_text(text.as_str()))
+            }
+            ClientEvent::Binary(data) => {
+                self.binary(data.len());
+                control
+                    .echo
+                    .then(|| control.handle.send_binary(data.to_vec()))
+            }
+        };
+        if let Some(Err(e)) = echoed {
+            self.send_failed(&e);
         }
     }
 
     fn notice(&self, notice: &Notice) {
-        if matches!(notice, Notice::GaveUp { .. }) {
-            self.gave_up.set(true);
+        match notice {
+            Notice::GaveUp { .. } => self.gave_up.set(true),
+            Notice::Open { .. } => self.opened.set(true),
+            _ => {}
         }
         self.line(&notice_json(self.t_ms(), notice));
     }
@@ -144,7 +156,10 @@ impl Out {
     }
 }
 
-/// End of input: close normally, but not before what was typed has gone out.
+/// What ends the client (end of input; with `--once` the core stops after one
+/// connection by itself), and whether messages are echoed.
+///
+/// End of input closes normally, but not before what was typed has gone out.
 ///
 /// Lines typed while disconnected wait in the client's queue, and closing a client that
 /// is not open discards its queue. So at EOF with messages queued the close waits for
@@ -152,16 +167,25 @@ impl Out {
 /// nothing queued, or when open, it happens at once. `echo hi | client URL` thus
 /// delivers `hi` and exits.
 #[derive(Clone)]
-struct Eof {
+struct Control {
     seen: Arc<AtomicBool>,
     handle: ClientHandle,
+    echo: bool,
 }
 
-impl Eof {
-    fn new(handle: ClientHandle) -> Self {
-        Eof {
+impl Control {
+    fn new(handle: ClientHandle, args: &ClientArgs) -> Self {
+        Control {
             seen: Arc::new(AtomicBool::new(false)),
             handle,
+            echo: args.echo,
+        }
+    }
+
+    /// Starts reading stdin, unless messages come from the server (`--echo`).
+    fn start_input(&self, out_start: Instant) {
+        if !self.echo {
+            spawn_stdin_reader(self.clone(), out_start);
         }
     }
 
@@ -177,8 +201,9 @@ impl Eof {
 
     /// Called for every notice, in order.
     fn on_notice(&self, notice: &Notice) {
-        if matches!(notice, Notice::Open { .. }) && self.seen.load(Ordering::SeqCst) {
-            self.close();
+        match notice {
+            Notice::Open { .. } if self.seen.load(Ordering::SeqCst) => self.close(),
+            _ => {}
         }
     }
 
@@ -191,7 +216,7 @@ impl Eof {
 /// Reads stdin on its own thread: each line is sent; at EOF the client closes (see
 /// [`Eof`]). Lines that are not UTF-8 are sent with replacement characters rather than
 /// lost.
-fn spawn_stdin_reader(eof: Eof, out_start: Instant) {
+fn spawn_stdin_reader(eof: Control, out_start: Instant) {
     let out = Out::new(out_start);
     let spawned = std::thread::Builder::new()
         .name("stdin".into())
@@ -226,6 +251,11 @@ fn spawn_stdin_reader(eof: Eof, out_start: Instant) {
 macro_rules! builder {
     ($builder:ty, $args:expr, $config:expr) => {{
         let mut builder = <$builder>::new($args.url.clone()).config($config);
+        if let Some(bytes) = $args.max_message_size() {
+            builder = builder
+                .max_message_size(Some(bytes))
+                .max_frame_size(Some(bytes));
+        }
         if let Some(seed) = $args.seed {
             builder = builder.seed(seed);
         }
@@ -257,12 +287,12 @@ async fn run_async(
         Spawn::AsyncStd => heartline_async::async_std::connect(builder),
     };
     let (handle, mut events) = connected.map_err(|e| e.to_string())?;
-    let eof = Eof::new(handle);
-    spawn_stdin_reader(eof.clone(), out.start);
+    let control = Control::new(handle, args);
+    control.start_input(out.start);
     while let Some(event) = events.recv().await {
-        out.event(event, &eof);
+        out.event(event, &control);
     }
-    Ok(out.ending())
+    Ok(out.ending(args.once))
 }
 
 fn run_blocking(
@@ -274,10 +304,10 @@ fn run_blocking(
 
     let builder = builder!(ClientBuilder, args, config);
     let (handle, events) = heartline_blocking::connect(builder).map_err(|e| e.to_string())?;
-    let eof = Eof::new(handle);
-    spawn_stdin_reader(eof.clone(), out.start);
+    let control = Control::new(handle, args);
+    control.start_input(out.start);
     for event in events {
-        out.event(event, &eof);
+        out.event(event, &control);
     }
-    Ok(out.ending())
+    Ok(out.ending(args.once))
 }

@@ -70,6 +70,11 @@ struct Args {
     /// (`anon-1`, `anon-2`, ...). Without it such a request gets 400.
     #[arg(long)]
     anonymous: bool,
+    /// Largest message (and frame) a client may send, in bytes (default 65536). A
+    /// larger one is refused with Close 1009. The per-client backlog grows to hold two
+    /// such messages echoed back.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_message_bytes: Option<u64>,
 }
 
 fn ws_path(path: &str) -> Result<String, String> {
@@ -108,6 +113,12 @@ fn core_config(args: &Args) -> ServerConfig {
                 |n| n.into_owned(),
             ))
         }));
+    }
+    if let Some(bytes) = args.max_message_bytes {
+        let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        config.max_message_size = bytes;
+        config.max_frame_size = bytes;
+        config.max_backlog_bytes = config.max_backlog_bytes.max(bytes.saturating_mul(2));
     }
     match (args.ping_interval_ms, args.idle_timeout_ms) {
         (Some(ping), Some(idle)) => {

@@ -105,8 +105,17 @@ fn attempt<C: Connector>(connector: Arc<C>, prepared: Arc<Prepared>, number: u32
 #[allow(clippy::large_enum_variant)]
 enum Link<C: Connector> {
     Idle,
-    Connecting { conn: ConnId, attempt: Attempt<C> },
-    Open { conn: ConnId, ws: Ws<C> },
+    Connecting {
+        conn: ConnId,
+        attempt: Attempt<C>,
+    },
+    /// `failed`: the peer broke the protocol; nothing more is read, and the connection
+    /// is dropped once the core's Close frame is written.
+    Open {
+        conn: ConnId,
+        ws: Ws<C>,
+        failed: bool,
+    },
 }
 
 impl<C: Connector> Link<C> {
@@ -194,7 +203,7 @@ impl<C: Connector> Driver<C> {
     /// Passes on the events of a read. A handler's answers are written to the open
     /// connection as it sends them; `true` if any was, so a flush is due.
     async fn deliver_read(&self, link: &mut Link<C>, events: &mut VecDeque<ClientEvent>) -> bool {
-        let (Some(_), Link::Open { conn, ws }) = (&self.handler, &mut *link) else {
+        let (Some(_), Link::Open { conn, ws, .. }) = (&self.handler, &mut *link) else {
             self.deliver_with(events, None);
             return false;
         };
@@ -259,6 +268,7 @@ impl<C: Connector> Driver<C> {
                 match &mut link {
                     Link::Idle => future::pending().await,
                     Link::Connecting { attempt, .. } => Wake::Connected(attempt.as_mut().await),
+                    Link::Open { failed: true, .. } => future::pending().await,
                     Link::Open { ws, .. } => {
                         Wake::Read(future::poll_fn(|cx| readable.poll_next(ws, cx)).await)
                     }
@@ -286,7 +296,7 @@ impl<C: Connector> Driver<C> {
                         .await;
                     // tungstenite queued a Pong (or Close) reply: flush it now, so the
                     // peer's heartbeat is answered at once.
-                    if let (true, Link::Open { conn, ws }) = (replied, &mut link) {
+                    if let (true, Link::Open { conn, ws, .. }) = (replied, &mut link) {
                         let conn = *conn;
                         if let Err(error) = self.bounded(ws.flush(), conn).await {
                             self.write_failed(&mut link, conn, error);
@@ -320,7 +330,11 @@ impl<C: Connector> Driver<C> {
                 let d = self.core().event(Event::Connected(conn), self.notify());
                 // Stale: the application closed meanwhile; drop the socket.
                 if d != Disposition::Stale {
-                    *link = Link::Open { conn, ws: *ws };
+                    *link = Link::Open {
+                        conn,
+                        ws: *ws,
+                        failed: false,
+                    };
                 }
             }
             Err(failure) => {
@@ -344,7 +358,7 @@ impl<C: Connector> Driver<C> {
         readable: &Readable,
         scratch: &mut Scratch,
     ) -> bool {
-        let Link::Open { conn, ws } = link else {
+        let Link::Open { conn, ws, .. } = link else {
             return false;
         };
         let conn = *conn;
@@ -361,8 +375,11 @@ impl<C: Connector> Driver<C> {
                     );
                     scratch.read.push(wire::unshare(message, ws.get_config()));
                 }
-                Poll::Ready(Some(Err(e))) => break Some(Some(e.to_string())),
-                Poll::Ready(None) => break Some(None),
+                Poll::Ready(Some(Err(e))) => match wire::violation(&e) {
+                    Some(code) => break Some(Err(code)),
+                    None => break Some(Ok(Some(e.to_string()))),
+                },
+                Poll::Ready(None) => break Some(Ok(None)),
                 Poll::Pending => break None,
             }
             if scratch.read.len() >= READ_BATCH {
@@ -374,12 +391,23 @@ impl<C: Connector> Driver<C> {
         };
         self.core()
             .feed_all(conn, now, scratch.read.drain(..), &mut scratch.events);
-        if let Some(error) = ended {
-            // The reply, if any, goes nowhere now: the caller flushes only an open link.
-            *link = Link::Idle;
-            let mut push = |event| scratch.events.push_back(event);
-            self.core()
-                .event(Event::Disconnected(conn, error.as_deref()), &mut push);
+        let mut push = |event| scratch.events.push_back(event);
+        match ended {
+            Some(Ok(error)) => {
+                // The reply, if any, goes nowhere now: the caller flushes only an open
+                // link.
+                *link = Link::Idle;
+                self.core()
+                    .event(Event::Disconnected(conn, error.as_deref()), &mut push);
+            }
+            Some(Err((code, reason))) => {
+                if let Link::Open { failed, .. } = link {
+                    *failed = true;
+                }
+                self.core()
+                    .event(Event::Violation(conn, code, reason), &mut push);
+            }
+            None => {}
         }
         replied | self.deliver_read(link, &mut scratch.events).await
     }
@@ -405,6 +433,17 @@ impl<C: Connector> Driver<C> {
                 .core()
                 .take_actions(now.take(), idle, actions, self.notify())
             {
+                // Every action is written and flushed, the Close after a violation
+                // among them: that connection ends here.
+                if let Link::Open {
+                    conn, failed: true, ..
+                } = *link
+                {
+                    *link = Link::Idle;
+                    self.core()
+                        .event(Event::Disconnected(conn, None), self.notify());
+                    continue;
+                }
                 return wait;
             }
             while !actions.is_empty() {
@@ -435,7 +474,7 @@ impl<C: Connector> Driver<C> {
     /// Flushes what was written to `conn`, if it is still the open connection.
     async fn flush(&self, link: &mut Link<C>, unflushed: Option<ConnId>) {
         let Some(conn) = unflushed else { return };
-        let Link::Open { conn: open, ws } = link else {
+        let Link::Open { conn: open, ws, .. } = link else {
             return;
         };
         if *open == conn {
@@ -477,7 +516,7 @@ impl<C: Connector> Driver<C> {
                     }
                 }
                 Step::Write { conn, message } => {
-                    let Link::Open { conn: open, ws } = link else {
+                    let Link::Open { conn: open, ws, .. } = link else {
                         continue;
                     };
                     if *open != conn {

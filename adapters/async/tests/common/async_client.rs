@@ -80,15 +80,5 @@ fn start_with(
 
 /// The builder a scenario asks for.
 fn builder(url: &str, setup: Setup) -> ClientBuilder {
-    let mut builder = ClientBuilder::new(url).config(setup.config).seed(7);
-    if let Some(f) = setup.on_connect {
-        builder = builder.on_connect(f);
-    }
-    if let Some(der) = setup.tls_root {
-        builder = builder.tls_root_certificate(der);
-    }
-    if let Some(timeout) = setup.write_timeout {
-        builder = builder.write_timeout(timeout);
-    }
-    builder
+    setup.builder(url)
 }

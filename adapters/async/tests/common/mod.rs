@@ -8,6 +8,8 @@ pub mod client_peer;
 #[macro_use]
 #[path = "../../../blocking/tests/common/client_scenarios.rs"]
 pub mod client_scenarios;
+#[path = "../../../blocking/tests/common/client_violations.rs"]
+pub mod client_violations;
 
 pub mod async_client;
 

@@ -43,6 +43,10 @@ struct State {
     pongs: AtomicU32,
     /// Set: send a Close frame with this code and reason on every connection.
     close_with: Mutex<Option<(u16, String)>>,
+    /// Set: the next connection to look gets these bytes written raw to its socket.
+    raw: Mutex<Option<Vec<u8>>>,
+    /// The code of every Close frame received, in order.
+    closes: Mutex<Vec<u16>>,
 }
 
 /// A running test server. Dropping it kills it.
@@ -117,6 +121,17 @@ impl TestServer {
     /// Closes every connection with a Close frame carrying `code` and `reason`.
     pub fn close_all(&self, code: u16, reason: &str) {
         *self.state.close_with.lock().unwrap() = Some((code, reason.to_owned()));
+    }
+
+    /// Writes `bytes` as they are, outside any frame, to the one connection that looks
+    /// first: a server that breaks the protocol.
+    pub fn send_raw(&self, bytes: &[u8]) {
+        *self.state.raw.lock().unwrap() = Some(bytes.to_vec());
+    }
+
+    /// The codes of the Close frames received so far (1005 for one without a code).
+    pub fn closes(&self) -> Vec<u16> {
+        self.state.closes.lock().unwrap().clone()
     }
 
     /// Pings every connection every 10 ms from now on.
@@ -209,6 +224,10 @@ fn serve(stream: TcpStream, st: Arc<State>) {
                 }));
             }
         }
+        if let Some(bytes) = st.raw.lock().unwrap().take() {
+            use std::io::Write;
+            let _ = ws.get_mut().write_all(&bytes);
+        }
         if st.pinging.load(Ordering::SeqCst) && last_ping.elapsed() >= Duration::from_millis(10) {
             last_ping = Instant::now();
             let _ = ws.send(Message::Ping(Vec::from(*b"server").into()));
@@ -240,7 +259,11 @@ fn serve(stream: TcpStream, st: Arc<State>) {
             Ok(Message::Pong(_)) => {
                 st.pongs.fetch_add(1, Ordering::SeqCst);
             }
-            Ok(_) => {
+            Ok(message) => {
+                if let Message::Close(frame) = message {
+                    let code = frame.map_or(1005, |f| u16::from(f.code));
+                    st.closes.lock().unwrap().push(code);
+                }
                 // Ping or Close: tungstenite queued the reply; send it now.
                 let _ = ws.flush();
             }

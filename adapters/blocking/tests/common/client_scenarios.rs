@@ -14,7 +14,9 @@ use heartline_core::{
     SendErrorKind,
 };
 // The types both clients share (re-exported by heartline-blocking and heartline-async).
-use heartline_tungstenite::client::{BoxError, ClientEvent, ClientHandle, ConnectTarget};
+use heartline_tungstenite::client::{
+    BoxError, ClientBuilder, ClientEvent, ClientHandle, ConnectTarget,
+};
 
 /// What a read from the client's events gave.
 #[derive(Debug)]
@@ -46,6 +48,8 @@ pub struct Setup {
     pub tls_root: Option<Vec<u8>>,
     /// The write timeout, if not the default.
     pub write_timeout: Option<Duration>,
+    /// The largest inbound message, if not the default.
+    pub max_message_size: Option<usize>,
 }
 
 impl Setup {
@@ -56,7 +60,26 @@ impl Setup {
             on_connect: None,
             tls_root: None,
             write_timeout: None,
+            max_message_size: None,
         }
+    }
+
+    /// The builder for `url` with these settings, whatever the flavour.
+    pub fn builder(self, url: &str) -> ClientBuilder {
+        let mut builder = ClientBuilder::new(url).config(self.config).seed(7);
+        if let Some(f) = self.on_connect {
+            builder = builder.on_connect(f);
+        }
+        if let Some(der) = self.tls_root {
+            builder = builder.tls_root_certificate(der);
+        }
+        if let Some(timeout) = self.write_timeout {
+            builder = builder.write_timeout(timeout);
+        }
+        if let Some(bytes) = self.max_message_size {
+            builder = builder.max_message_size(Some(bytes));
+        }
+        builder
     }
 }
 
@@ -591,6 +614,11 @@ pub fn stalled_writes_time_out(start: Start) {
 /// including test file names this module `common`.
 macro_rules! client_scenario_tests {
     ($start:path) => {
+        #[test]
+        fn a_server_that_breaks_the_protocol_gets_the_close_code_for_it() {
+            common::client_violations::violations_get_their_close_codes($start);
+        }
+
         #[test]
         fn reconnects_after_the_server_dies_and_delivers_what_was_sent_meanwhile() {
             common::client_scenarios::server_dies_and_returns($start);

@@ -4,6 +4,7 @@
 pub mod client_peer;
 #[macro_use]
 pub mod client_scenarios;
+pub mod client_violations;
 
 pub mod server;
 pub mod server_scenarios;

@@ -63,9 +63,19 @@ impl ClientBuilder {
     }
 
     /// Largest inbound message; `None` for no limit. Default
-    /// `DEFAULT_MAX_MESSAGE_SIZE` (16 MiB).
+    /// `DEFAULT_MAX_MESSAGE_SIZE` (16 MiB). A larger message fails the connection with
+    /// Close 1009 (reported as [`Notice::Closed`](heartline_core::Notice::Closed)).
     pub fn max_message_size(mut self, bytes: Option<usize>) -> Self {
         self.options.ws_config = self.options.ws_config.max_message_size(bytes);
+        self
+    }
+
+    /// Largest inbound frame; `None` for no limit. A message may span several
+    /// frames, so this bounds what one frame header can make the client allocate at
+    /// once. Default `DEFAULT_MAX_MESSAGE_SIZE` (16 MiB), like the message limit.
+    /// Either limit passed fails the connection with Close 1009.
+    pub fn max_frame_size(mut self, bytes: Option<usize>) -> Self {
+        self.options.ws_config = self.options.ws_config.max_frame_size(bytes);
         self
     }
 

@@ -111,7 +111,8 @@ impl Options {
             ws_config: WebSocketConfig::default()
                 .read_buffer_size(DEFAULT_READ_BUFFER_SIZE)
                 .write_buffer_size(DEFAULT_WRITE_BUFFER_SIZE)
-                .max_message_size(Some(DEFAULT_MAX_MESSAGE_SIZE)),
+                .max_message_size(Some(DEFAULT_MAX_MESSAGE_SIZE))
+                .max_frame_size(Some(DEFAULT_MAX_MESSAGE_SIZE)),
             on_connect: None,
             tls: tls::TlsSettings::default(),
         }
