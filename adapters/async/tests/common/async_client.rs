@@ -61,7 +61,7 @@ impl EventSource for Handled {
 /// A [`Start`] on smol with an event handler instead of the event stream.
 pub fn smol_handler(url: &str, setup: Setup) -> Started {
     let (tx, rx) = std::sync::mpsc::channel();
-    let handle = heartline_async::smol::connect_with_handler(builder(url, setup), move |e, _| {
+    let handle = heartline_async::smol::connect_with_handler(setup.builder(url), move |e, _| {
         let _ = tx.send(e);
     })
     .expect("client starts");
@@ -74,11 +74,6 @@ fn start_with(
     url: &str,
     setup: Setup,
 ) -> Started {
-    let (handle, events) = connect(builder(url, setup)).expect("client starts");
+    let (handle, events) = connect(setup.builder(url)).expect("client starts");
     (handle, Box::new(Events(events)))
-}
-
-/// The builder a scenario asks for.
-fn builder(url: &str, setup: Setup) -> ClientBuilder {
-    setup.builder(url)
 }
