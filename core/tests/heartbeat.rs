@@ -215,6 +215,8 @@ fn heartbeat_off_arms_no_timer_while_open() {
     h.open();
     // Only the "stable connection" timer remains.
     assert_eq!(h.next_deadline(), Some(ms(10_000)));
+    h.fire_next();
+    assert_eq!(h.next_deadline(), None);
     h.at(ms(60_000));
     assert!(h.actions().is_empty());
     assert!(h.notices().is_empty());

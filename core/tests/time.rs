@@ -50,8 +50,9 @@ fn a_clock_going_backwards_is_clamped() {
 fn a_late_wake_up_handles_everything_that_fell_due() {
     let mut h = Harness::new(config());
     let conn = h.open();
-    // The driver oversleeps by minutes: the ping goes out, then on the next call the
-    // missed pong is noticed; nothing fires twice.
+    // The driver oversleeps by minutes: one heartbeat goes out, not one per missed
+    // interval, and its deadline (the probe's, here the 500 ms timeout) ends the
+    // connection on a later call; nothing fires twice.
     h.at(ms(600_000));
     assert!(matches!(h.actions()[..], [Action::SendPing { .. }]));
     h.at(ms(600_500));

@@ -72,6 +72,7 @@ pub fn notice_json(t_ms: u64, notice: &Notice) -> String {
             };
             line("gave_up", t_ms, &[("reason", (&text).into()), (key, value)])
         }
+        Notice::Resumed { lost } => line("resumed", t_ms, &[("lost_ms", millis(*lost).into())]),
         Notice::Dropped {
             messages,
             bytes,
@@ -121,6 +122,10 @@ pub fn describe(notice: &Notice) -> String {
             format!("reconnect attempt {attempt} in {} ms", millis(*delay))
         }
         Notice::GaveUp { reason } => format!("gave up: {reason}"),
+        Notice::Resumed { lost } => format!(
+            "woke after losing {} ms: probing the connection, backoff starts fresh",
+            millis(*lost)
+        ),
         Notice::Dropped {
             messages,
             bytes,

@@ -30,7 +30,8 @@ use tungstenite::WebSocket;
 
 use crate::tls::{self, MaybeTls};
 use heartline_tungstenite::client::{
-    AttemptError, BuildError, ClientBuilder, ClientEvent, ClientHandle, Prepared, SharedCore, Step,
+    handle_due, AttemptError, BuildError, ClientBuilder, ClientEvent, ClientHandle, Prepared,
+    SharedCore, Step,
 };
 use heartline_tungstenite::resolve::resolve;
 use heartline_tungstenite::{wire, Wait};
@@ -297,7 +298,7 @@ impl Driver {
             {
                 self.read(&mut link);
             }
-            self.core().lock().handle_timeout(Instant::now());
+            handle_due(&mut self.core().lock(), Instant::now());
         }
         self.close_link(&mut link);
         let _ = self.core().next_action(self.notify());

@@ -58,6 +58,10 @@ impl ClientConfig {
         if !matches!(hb.kind, HeartbeatKind::Off) {
             nonzero("heartbeat.interval", hb.interval)?;
             nonzero("heartbeat.timeout", hb.timeout)?;
+            nonzero("heartbeat.probe_timeout", hb.probe_timeout)?;
+        }
+        if let Some(threshold) = hb.suspend_threshold {
+            nonzero("heartbeat.suspend_threshold", threshold)?;
         }
         if let HeartbeatKind::App(app) = &hb.kind {
             if app.message.is_empty() {
@@ -158,6 +162,24 @@ pub struct HeartbeatConfig {
     ///
     /// With `true`, a busy connection sends no heartbeats at all.
     pub any_frame_is_alive: bool,
+    /// How much time the client may lose before it concludes that it was suspended (a
+    /// laptop lid, a frozen VM, a stopped process): it was woken this far past its
+    /// deadline, or [`Client::handle_wall_clock`](crate::Client::handle_wall_clock)
+    /// saw the wall clock move this much further than the driver's clock. The connection
+    /// is then suspect: a heartbeat goes out at once with [`HeartbeatConfig::probe_timeout`]
+    /// and only its reply proves the peer alive, and the backoff starts fresh. `None`
+    /// turns the check off.
+    ///
+    /// Default 5 s: a running process is woken within milliseconds of its deadline, so 5 s
+    /// late is a suspension, not load; the peer has meanwhile most likely given up on
+    /// the connection, or a NAT on the way has forgotten it.
+    pub suspend_threshold: Option<Duration>,
+    /// The deadline for the reply to the heartbeat sent after a suspension (never longer
+    /// than [`HeartbeatConfig::timeout`]).
+    ///
+    /// Default 3 s: a live peer answers in one round trip, and after a suspension a dead
+    /// connection is the likelier case; the sooner it is found, the sooner a new one opens.
+    pub probe_timeout: Duration,
 }
 
 impl Default for HeartbeatConfig {
@@ -167,6 +189,8 @@ impl Default for HeartbeatConfig {
             interval: Duration::from_secs(20),
             timeout: Duration::from_secs(10),
             any_frame_is_alive: true,
+            suspend_threshold: Some(Duration::from_secs(5)),
+            probe_timeout: Duration::from_secs(3),
         }
     }
 }

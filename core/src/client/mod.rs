@@ -5,6 +5,7 @@ mod close;
 pub(crate) mod config;
 mod queue;
 mod types;
+mod wake;
 
 pub use config::{
     AppHeartbeat, ClientConfig, HeartbeatConfig, HeartbeatKind, Overflow, QueueConfig,
@@ -16,7 +17,7 @@ pub use types::{
 };
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::frame::{close_code, Frame, Message};
 use crate::rng::Rng;
@@ -95,6 +96,9 @@ struct Beat {
     last_sent: Option<(u64, Instant)>,
     /// Next heartbeat sequence number.
     next_seq: u64,
+    /// After a suspension: only the reply to the heartbeat in flight proves the peer
+    /// alive, not frames that may have waited in the socket while this side slept.
+    suspect: bool,
 }
 
 /// The client supervisor. See the crate docs for the loop that drives it.
@@ -111,6 +115,8 @@ pub struct Client {
     rtt: Option<Duration>,
     timers: TimerTable<TIMERS>,
     now: Instant,
+    /// The last [`Client::handle_wall_clock`] reading, with the time it came with.
+    wall: Option<(Instant, SystemTime)>,
     actions: VecDeque<Action>,
     notices: VecDeque<Notice>,
     /// Messages waiting for the connection to open.
@@ -136,6 +142,7 @@ impl Client {
             rtt: None,
             timers: TimerTable::new(),
             now,
+            wall: None,
             actions: VecDeque::with_capacity(8),
             notices: VecDeque::with_capacity(8),
             queue: VecDeque::new(),
@@ -155,7 +162,7 @@ impl Client {
     /// application should see the frame; for other events it is [`Disposition::Consumed`]
     /// (or [`Disposition::Stale`] for a connection that is no longer current).
     pub fn handle_event(&mut self, now: Instant, event: Event<'_>) -> Disposition {
-        let now = self.clamp(now);
+        let now = self.enter(now, Duration::ZERO);
         match event {
             Event::Connected(conn) => {
                 if !self.is_current(conn) {
@@ -234,7 +241,7 @@ impl Client {
     /// Handles every deadline at or before `now`. Each handled deadline moves or goes,
     /// so calling this again with the same `now` does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let now = self.clamp(now);
+        let now = self.enter(now, Duration::ZERO);
         // Each timer handled either clears itself or is re-armed strictly in the future,
         // so this loop ends; the bound is a guard, not a limit in practice.
         for _ in 0..TIMERS * 2 {
@@ -443,7 +450,7 @@ impl Client {
                 self.notices.push_back(Notice::Rtt(rtt));
             }
         }
-        if is_reply || self.config.heartbeat.any_frame_is_alive {
+        if is_reply || (self.config.heartbeat.any_frame_is_alive && !self.beat.suspect) {
             self.alive(now);
         }
         disposition
@@ -455,6 +462,7 @@ impl Client {
             return;
         }
         self.beat.awaiting = None;
+        self.beat.suspect = false;
         self.timers.clear(Timer::PongDeadline as usize);
         self.timers
             .set(Timer::Ping as usize, now + self.config.heartbeat.interval);
@@ -507,22 +515,7 @@ impl Client {
             }
             (Timer::Ping, Phase::Open { conn }) => {
                 let conn = *conn;
-                let seq = self.beat.next_seq;
-                self.beat.next_seq += 1;
-                self.beat.awaiting = Some((seq, now));
-                self.beat.last_sent = Some((seq, now));
-                self.timers.set(
-                    Timer::PongDeadline as usize,
-                    now + self.config.heartbeat.timeout,
-                );
-                let action = match self.config.heartbeat.kind {
-                    HeartbeatKind::App(_) => Action::SendHeartbeat { conn },
-                    _ => Action::SendPing {
-                        conn,
-                        payload: PingPayload::from_seq(seq),
-                    },
-                };
-                self.actions.push_back(action);
+                self.send_heartbeat(now, conn, now + self.config.heartbeat.timeout);
             }
             (Timer::PongDeadline, Phase::Open { conn }) => {
                 let conn = *conn;
@@ -544,6 +537,23 @@ impl Client {
         }
     }
 
+    /// Sends a heartbeat on `conn`, whose reply is due by `deadline`.
+    fn send_heartbeat(&mut self, now: Instant, conn: ConnId, deadline: Instant) {
+        let seq = self.beat.next_seq;
+        self.beat.next_seq += 1;
+        self.beat.awaiting = Some((seq, now));
+        self.beat.last_sent = Some((seq, now));
+        self.timers.set(Timer::PongDeadline as usize, deadline);
+        let action = match self.config.heartbeat.kind {
+            HeartbeatKind::App(_) => Action::SendHeartbeat { conn },
+            _ => Action::SendPing {
+                conn,
+                payload: PingPayload::from_seq(seq),
+            },
+        };
+        self.actions.push_back(action);
+    }
+
     /// Clears what only an open connection has.
     fn leave_open(&mut self, now: Instant) {
         // A connection that outlived the stability mark counts as stable even when the
@@ -556,6 +566,7 @@ impl Client {
             self.failures = 0;
         }
         self.beat.awaiting = None;
+        self.beat.suspect = false;
         for t in [Timer::Ping, Timer::PongDeadline, Timer::Stable] {
             self.timers.clear(t as usize);
         }

@@ -182,6 +182,13 @@ pub enum Notice {
         /// Why.
         reason: GiveUpReason,
     },
+    /// The client lost this much time (suspended, frozen, or the wall clock jumped; see
+    /// [`HeartbeatConfig::suspend_threshold`](crate::HeartbeatConfig::suspend_threshold)):
+    /// an open connection is being probed, and the backoff starts fresh.
+    Resumed {
+        /// How much time the client did not see pass.
+        lost: Duration,
+    },
     /// Queued messages were discarded.
     Dropped {
         /// How many messages.

@@ -21,7 +21,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Parser;
 use heartline_core::{
@@ -223,6 +223,7 @@ fn turn(
     timers: &mut BTreeSet<(Instant, usize)>,
 ) -> usize {
     let i = slot.index;
+    slot.core.handle_wall_clock(now, SystemTime::now());
     slot.progress(ctx, now);
     if slot.core.poll_timeout().is_some_and(|t| t <= now) {
         slot.core.handle_timeout(now);

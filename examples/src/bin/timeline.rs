@@ -76,6 +76,7 @@ fn describe(n: &Notice) -> String {
             format!("reconnect attempt {attempt} in {} ms", delay.as_millis())
         }
         Notice::GaveUp { reason } => format!("gave up: {reason}"),
+        Notice::Resumed { lost } => format!("woke {} ms late: probing", lost.as_millis()),
         Notice::Dropped {
             messages,
             bytes,

@@ -23,7 +23,9 @@ use async_tungstenite::WebSocketStream;
 use futures_lite::{future, Stream};
 use futures_util::{Sink, SinkExt};
 use heartline_core::{Action, ConnId, Disposition, Event};
-use heartline_tungstenite::client::{AttemptError, ClientEvent, Prepared, SharedCore, Step};
+use heartline_tungstenite::client::{
+    handle_due, AttemptError, ClientEvent, Prepared, SharedCore, Step,
+};
 use heartline_tungstenite::{wire, Wait};
 
 mod build;
@@ -566,7 +568,7 @@ impl<C: Connector> Driver<C> {
         loop {
             let wake = {
                 let mut core = self.core().lock();
-                core.handle_timeout(Instant::now());
+                handle_due(&mut core, Instant::now());
                 if core.current_conn() != Some(conn) {
                     return Err(None);
                 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use heartline_core::{
     close_code, Action, Client, CloseError, ConnId, Disposition, Event, Message, Notice,
@@ -135,7 +135,7 @@ impl SharedCore {
     ) -> Option<Wait> {
         let mut core = self.lock();
         if let Some(now) = now {
-            core.handle_timeout(now);
+            handle_due(&mut core, now);
         }
         drain(&mut core, notify);
         core.take_actions(actions);
@@ -144,6 +144,14 @@ impl SharedCore {
         }
         Some(self.wait_locked(&core, idle))
     }
+}
+
+/// Handles the deadlines due by `now`, after giving the core the wall-clock time read
+/// with it, so that it notices a suspension the monotonic clock did not count (see
+/// [`Client::handle_wall_clock`]). Drivers call this whenever they wake.
+pub fn handle_due(core: &mut Client, now: Instant) {
+    core.handle_wall_clock(now, SystemTime::now());
+    core.handle_timeout(now);
 }
 
 /// Feeds one inbound message to the locked core at `now`; its notices go to `notify`,

@@ -12,7 +12,7 @@ mod handle;
 mod target;
 
 pub use builder::ClientBuilder;
-pub use handle::{ClientEvent, ClientHandle, SharedCore};
+pub use handle::{handle_due, ClientEvent, ClientHandle, SharedCore};
 pub use target::{AttemptError, BoxError, ConnectTarget, Endpoint, TargetFn};
 
 use std::fmt;
