@@ -217,6 +217,23 @@ fn a_close_handshake_gets_the_window_too() {
 }
 
 #[test]
+fn a_window_never_outlasts_the_timeout_it_replaces() {
+    // A close timeout shorter than the probe: after the resume the close still ends
+    // within its own 100 ms, not the 300 ms probe window.
+    let mut c = suspend_config();
+    c.close_timeout = ms(100);
+    let mut h = Harness::new(c);
+    let conn = h.open();
+    h.client.close(h.now, 1000, "bye").expect("a valid close");
+    h.actions();
+    h.advance(Duration::from_secs(30));
+    assert!(resumed(&h.notices()).is_some());
+    assert_eq!(h.next_deadline(), Some(ms(30_100)));
+    h.advance(ms(100));
+    assert_eq!(h.actions(), vec![Action::Abort { conn }]);
+}
+
+#[test]
 fn zero_thresholds_are_refused() {
     let mut c = ClientConfig::default();
     c.heartbeat.probe_timeout = Duration::ZERO;

@@ -249,10 +249,7 @@ pub fn ping(payload: &PingPayload) -> Message {
 /// frame can carry (at a character boundary).
 pub fn close_frame(code: u16, reason: impl Into<String>) -> tungstenite::protocol::CloseFrame {
     let mut reason = reason.into();
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = close_code::fit_reason(&reason).len();
     reason.truncate(end);
     tungstenite::protocol::CloseFrame {
         code: code.into(),

@@ -54,20 +54,23 @@ impl Client {
     fn resumed(&mut self, now: Instant, lost: Duration) {
         self.notices.push_back(Notice::Resumed { lost });
         self.failures = 0;
-        let hb = &self.config.heartbeat;
-        let window = now + hb.probe_timeout.min(hb.timeout);
-        for timer in [
-            Timer::Connect,
-            Timer::Close,
-            Timer::WriteStall,
-            Timer::PongDeadline,
+        let c = &self.config;
+        let probe = c.heartbeat.probe_timeout.min(c.heartbeat.timeout);
+        let window = now + probe;
+        // Each timer gets the probe window, or its own full span if that is shorter: a
+        // resume never stretches a wait past what its timeout allows from now.
+        for (timer, span) in [
+            (Timer::Connect, c.connect_timeout),
+            (Timer::Close, c.close_timeout),
+            (Timer::WriteStall, c.write_timeout),
+            (Timer::PongDeadline, probe),
         ] {
             if self.timers.get(timer as usize).is_some() {
-                self.timers.set(timer as usize, window);
+                self.timers.set(timer as usize, now + span.min(probe));
             }
         }
         if let Phase::Open { conn } = self.phase {
-            if !matches!(hb.kind, HeartbeatKind::Off) {
+            if !matches!(c.heartbeat.kind, HeartbeatKind::Off) {
                 self.timers.clear(Timer::Ping as usize);
                 self.send_heartbeat(now, conn, window);
                 self.beat.suspect = true;
