@@ -65,23 +65,40 @@ impl Backoff {
 pub enum Jitter {
     /// Exactly the computed delay.
     None,
-    /// Uniform in `[0, d]`: spreads load best, but may retry at once.
+    /// Uniform in `[0, d]`, drawn afresh for every attempt: spreads the first retry
+    /// widest, but may retry at once, and clients that fail again and again draw ever
+    /// longer waits (a long tail after a restart; see the storm bench).
     Full,
-    /// Uniform in `[d/2, d]`: spreads load and keeps at least half the wait.
+    /// Uniform in `[d/2, d]`, keeps at least half the wait. The client draws its place
+    /// in that range once per outage and keeps it for every attempt of the outage (a
+    /// client that came early stays early), so after a restart the clients' returns
+    /// are spread as evenly as their first retries were, instead of piling up as sums
+    /// of independent draws. The client's [`Client`](crate::Client) draws the place;
+    /// [`Jitter::apply`] draws one for a single delay.
     Equal,
 }
 
 impl Jitter {
-    /// Applies the jitter to `d`, drawing from `rng`.
+    /// Applies the jitter to `d`, drawing its place from `rng`.
     pub fn apply(self, d: Duration, rng: &mut Rng) -> Duration {
-        // Millisecond resolution is plenty for reconnect delays and keeps arithmetic in u64.
-        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         match self {
             Jitter::None => d,
-            Jitter::Full => Duration::from_millis(rng.below_inclusive(ms)),
+            _ => self.at(d, rng.next_u64()),
+        }
+    }
+
+    /// `d` jittered at `place` in its range: 0 is the low end, `u64::MAX` the high end.
+    pub fn at(self, d: Duration, place: u64) -> Duration {
+        // Millisecond resolution is plenty for reconnect delays and keeps arithmetic in u64.
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        // `place` scaled to `0..=max`, by multiply-shift as in `Rng::below_inclusive`.
+        let scaled = |max: u64| ((u128::from(place) * (u128::from(max) + 1)) >> 64) as u64;
+        match self {
+            Jitter::None => d,
+            Jitter::Full => Duration::from_millis(scaled(ms)),
             Jitter::Equal => {
                 let half = ms / 2;
-                Duration::from_millis(ms - half + rng.below_inclusive(half))
+                Duration::from_millis(ms - half + scaled(half))
             }
         }
     }
@@ -133,5 +150,20 @@ mod tests {
             assert!(e >= MS(501) && e <= MS(1001), "{e:?}");
         }
         assert_eq!(Jitter::None.apply(MS(7), &mut rng), MS(7));
+    }
+
+    #[test]
+    fn a_place_maps_to_the_same_spot_of_every_range() {
+        assert_eq!(Jitter::Equal.at(MS(1000), 0), MS(500));
+        assert_eq!(Jitter::Equal.at(MS(1000), u64::MAX), MS(1000));
+        let middle = u64::MAX / 2;
+        assert_eq!(Jitter::Equal.at(MS(1000), middle), MS(750));
+        assert_eq!(Jitter::Equal.at(MS(2000), middle), MS(1500));
+        assert_eq!(Jitter::Full.at(MS(2000), middle), MS(1000));
+        assert_eq!(Jitter::Full.at(MS(2000), u64::MAX), MS(2000));
+        // apply() is at() with a fresh place.
+        let (mut a, mut b) = (Rng::new(9), Rng::new(9));
+        let d = Jitter::Equal.apply(MS(1000), &mut a);
+        assert_eq!(d, Jitter::Equal.at(MS(1000), b.next_u64()));
     }
 }

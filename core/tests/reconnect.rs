@@ -59,9 +59,37 @@ fn equal_jitter_keeps_each_delay_between_half_and_all_of_the_capped_delay() {
             cap / 2
         );
     }
-    // Jitter really varies the delays at the cap.
-    let at_cap: std::collections::HashSet<_> = delays[5..].iter().collect();
-    assert!(at_cap.len() > 5);
+    // The client keeps its place in the range for the whole outage: the same delay at
+    // the cap, and below it the same share of each range.
+    assert!(delays[4..].iter().all(|d| *d == delays[4]), "{delays:?}");
+    let share = |d: std::time::Duration, cap: u64| (d.as_millis() as u64 - cap / 2) * 1000 / cap;
+    let first = share(delays[0], 100);
+    assert!(share(delays[3], 800).abs_diff(first) <= 10, "{delays:?}");
+}
+
+#[test]
+fn equal_jitter_places_differ_between_clients_and_between_outages() {
+    let mut c = config();
+    c.reconnect.backoff = Backoff::Fixed(ms(1000));
+    c.reconnect.jitter = Jitter::Equal;
+    c.reconnect.stable_after = ms(500);
+    // 64 clients dropped together spread over the range.
+    let firsts: std::collections::HashSet<_> = (1..=64)
+        .map(|seed| delays_of_failures(&mut Harness::with_seed(c.clone(), seed), 1)[0])
+        .collect();
+    assert!(firsts.len() > 48, "{firsts:?}");
+    // One client: a connection that held ends the outage; the next draws a new place.
+    let mut h = Harness::new(c);
+    let outage = |h: &mut Harness| delays_of_failures(h, 3);
+    let one = outage(&mut h);
+    let conn = h.expect_connect();
+    h.event(Event::Connected(conn));
+    h.advance(ms(600));
+    h.event(Event::Disconnected(conn, None));
+    h.fire_next();
+    let two = outage(&mut h);
+    assert!(one.iter().all(|d| *d == one[0]) && two.iter().all(|d| *d == two[0]));
+    assert_ne!(one[0], two[0]);
 }
 
 #[test]

@@ -63,9 +63,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` and starts the server's thread.
+    /// Binds `addr` (with heartline's listen backlog,
+    /// [`LISTEN_BACKLOG`](heartline_tungstenite::net::LISTEN_BACKLOG)) and starts the
+    /// server's thread.
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Server> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = heartline_tungstenite::net::listener(addr.to_socket_addrs()?)?;
         Server::start(listener, config)
     }
 
@@ -84,7 +86,7 @@ impl Server {
     where
         F: FnMut(ServerEvent, &mut Responder<'_>) + Send + 'static,
     {
-        let listener = TcpListener::bind(addr)?;
+        let listener = heartline_tungstenite::net::listener(addr.to_socket_addrs()?)?;
         Server::start_with_handler(listener, config, handler)
     }
 

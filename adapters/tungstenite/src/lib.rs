@@ -24,6 +24,7 @@
 pub mod client;
 pub mod front;
 pub mod hub;
+pub mod net;
 pub mod resolve;
 pub mod tls;
 pub mod wire;

@@ -19,6 +19,7 @@ pub use types::{
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::backoff::Jitter;
 use crate::frame::{close_code, Frame, Message};
 use crate::rng::Rng;
 use crate::timers::TimerTable;
@@ -111,6 +112,9 @@ pub struct Client {
     last_conn: ConnId,
     /// Reconnect attempts in a row without a stable connection.
     failures: u32,
+    /// This outage's place in the equal-jitter range (see [`Jitter::Equal`]), drawn at
+    /// its first reconnect.
+    place: u64,
     beat: Beat,
     rtt: Option<Duration>,
     timers: TimerTable<TIMERS>,
@@ -138,6 +142,7 @@ impl Client {
             phase: Phase::Waiting,
             last_conn: ConnId(0),
             failures: 0,
+            place: 0,
             beat: Beat::default(),
             rtt: None,
             timers: TimerTable::new(),
@@ -593,9 +598,16 @@ impl Client {
                     return;
                 }
                 self.failures = self.failures.saturating_add(1);
-                let mut delay = rc
-                    .jitter
-                    .apply(rc.backoff.delay(self.failures), &mut self.rng);
+                let capped = rc.backoff.delay(self.failures);
+                let mut delay = match rc.jitter {
+                    Jitter::Equal => {
+                        if self.failures == 1 {
+                            self.place = self.rng.next_u64();
+                        }
+                        Jitter::Equal.at(capped, self.place)
+                    }
+                    jitter => jitter.apply(capped, &mut self.rng),
+                };
                 if let Some(wait) = retry_after {
                     delay = delay.max(wait.min(rc.retry_after_cap));
                 }

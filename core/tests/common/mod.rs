@@ -39,8 +39,13 @@ pub struct Harness {
 impl Harness {
     /// A client with `config` and seed 1, at virtual time zero.
     pub fn new(config: ClientConfig) -> Self {
+        Harness::with_seed(config, 1)
+    }
+
+    /// A client with `config` and `seed`, at virtual time zero.
+    pub fn with_seed(config: ClientConfig, seed: u64) -> Self {
         let start = Instant::now();
-        let client = Client::new(config, 1, start).expect("valid test config");
+        let client = Client::new(config, seed, start).expect("valid test config");
         Harness {
             client,
             start,

@@ -206,7 +206,8 @@ fn run_blocking(args: &Args, log: &EventLog) -> Result<(), String> {
         ..BlockingConfig::default()
     };
     let cannot = |e: std::io::Error| format!("cannot listen on {}: {e}", args.listen);
-    let listener = std::net::TcpListener::bind(args.listen.as_str()).map_err(cannot)?;
+    let addrs = std::net::ToSocketAddrs::to_socket_addrs(args.listen.as_str()).map_err(cannot)?;
+    let listener = heartline_blocking::net::listener(addrs).map_err(cannot)?;
     listening(log, listener.local_addr().map_err(cannot)?);
     // Events are handled on the server's own thread, and echoes go out from there at
     // once: no round trip between threads per message.

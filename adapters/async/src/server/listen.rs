@@ -1,18 +1,11 @@
 //! Binding and spawning on smol and async-std.
 
-/// A listener on the first of `addrs` that binds.
+/// A listener on the first of `addrs` that binds, with heartline's listen backlog.
 #[cfg(any(feature = "smol", feature = "async-std"))]
 fn bind_first(
     addrs: impl IntoIterator<Item = std::net::SocketAddr>,
 ) -> std::io::Result<std::net::TcpListener> {
-    let mut last = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind");
-    for addr in addrs {
-        match std::net::TcpListener::bind(addr) {
-            Ok(listener) => return Ok(listener),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
+    heartline_tungstenite::net::listener(addrs)
 }
 
 /// Listening and spawning on smol.
