@@ -73,6 +73,19 @@ pub fn notice_json(t_ms: u64, notice: &Notice) -> String {
             line("gave_up", t_ms, &[("reason", (&text).into()), (key, value)])
         }
         Notice::Resumed { lost } => line("resumed", t_ms, &[("lost_ms", millis(*lost).into())]),
+        Notice::Unconfirmed {
+            conn,
+            messages,
+            bytes,
+        } => line(
+            "unconfirmed",
+            t_ms,
+            &[
+                ("conn", conn.0.into()),
+                ("messages", count(*messages).into()),
+                ("bytes", count(*bytes).into()),
+            ],
+        ),
         Notice::Dropped {
             messages,
             bytes,
@@ -125,6 +138,10 @@ pub fn describe(notice: &Notice) -> String {
         Notice::Resumed { lost } => format!(
             "woke after losing {} ms: probing the connection, backoff starts fresh",
             millis(*lost)
+        ),
+        Notice::Unconfirmed { conn, messages, .. } => format!(
+            "{conn} ended with {messages} messages written after the last heartbeat answer: \
+             they may not have arrived"
         ),
         Notice::Dropped {
             messages,

@@ -182,6 +182,7 @@ struct World {
     accepted: usize,
     handed: HashSet<u64>,
     dropped: usize,
+    unconfirmed: usize,
 }
 
 /// Runs one input.
@@ -212,6 +213,7 @@ pub fn run(input: Input) {
         accepted: 0,
         handed: HashSet::new(),
         dropped: 0,
+        unconfirmed: 0,
     };
     w.drain();
     for op in input.ops.iter().take(400) {
@@ -512,6 +514,14 @@ impl World {
     fn notice(&mut self, notice: Notice) {
         match notice {
             Notice::Dropped { messages, .. } => self.dropped += messages,
+            Notice::Unconfirmed { messages, .. } => {
+                // Only messages handed over can be unconfirmed.
+                self.unconfirmed += messages;
+                assert!(
+                    self.unconfirmed <= self.handed.len(),
+                    "more unconfirmed than handed"
+                );
+            }
             Notice::ReconnectScheduled { attempt, delay } => {
                 assert!(!self.closed_by_app, "reconnect scheduled after close()");
                 assert!(attempt >= 1);

@@ -3,6 +3,7 @@
 
 mod close;
 pub(crate) mod config;
+mod ledger;
 mod queue;
 mod types;
 mod wake;
@@ -19,6 +20,7 @@ pub use types::{
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
+use self::ledger::Ledger;
 use crate::backoff::Jitter;
 use crate::frame::{close_code, Frame, Message};
 use crate::rng::Rng;
@@ -128,6 +130,8 @@ pub struct Client {
     queue_bytes: usize,
     /// Payload bytes of `Send` actions not yet taken by the driver.
     action_bytes: usize,
+    /// What the open connection took to write and what the peer was seen to read.
+    ledger: Ledger,
 }
 
 impl Client {
@@ -153,6 +157,7 @@ impl Client {
             queue: VecDeque::new(),
             queue_bytes: 0,
             action_bytes: 0,
+            ledger: Ledger::default(),
         };
         client.connect(now);
         Ok(client)
@@ -372,6 +377,7 @@ impl Client {
     fn on_open(&mut self, now: Instant, conn: ConnId) {
         self.timers.clear(Timer::Connect as usize);
         self.phase = Phase::Open { conn };
+        self.ledger.open(conn);
         self.beat.awaiting = None;
         self.beat.last_sent = None;
         if !matches!(self.config.heartbeat.kind, HeartbeatKind::Off) {
@@ -449,7 +455,8 @@ impl Client {
         };
         if is_reply {
             disposition = Disposition::Consumed;
-            if let Some((_, sent)) = self.beat.last_sent.take() {
+            if let Some((seq, sent)) = self.beat.last_sent.take() {
+                self.ledger.answered(seq);
                 let rtt = now.saturating_duration_since(sent);
                 self.rtt = Some(rtt);
                 self.notices.push_back(Notice::Rtt(rtt));
@@ -489,7 +496,13 @@ impl Client {
                 });
                 self.after_disconnect(now, Next::Retry(None));
             }
-            Phase::Closing { .. } => self.finish_close(now),
+            Phase::Closing { by, .. } => {
+                // The peer answered this side's Close and ended TCP: it read it all.
+                if *by == Initiator::Local && error.is_none() {
+                    self.ledger.all_read();
+                }
+                self.finish_close(now);
+            }
             Phase::Waiting | Phase::Closed { .. } => {}
         }
     }
@@ -548,6 +561,7 @@ impl Client {
         self.beat.next_seq += 1;
         self.beat.awaiting = Some((seq, now));
         self.beat.last_sent = Some((seq, now));
+        self.ledger.heartbeat(seq);
         self.timers.set(Timer::PongDeadline as usize, deadline);
         let action = match self.config.heartbeat.kind {
             HeartbeatKind::App(_) => Action::SendHeartbeat { conn },
@@ -580,6 +594,13 @@ impl Client {
     fn after_disconnect(&mut self, now: Instant, next: Next) {
         self.timers.clear(Timer::WriteStall as usize);
         self.requeue_pending();
+        if let Some((conn, unread)) = self.ledger.settle() {
+            self.notices.push_back(Notice::Unconfirmed {
+                conn,
+                messages: unread.messages,
+                bytes: unread.bytes,
+            });
+        }
         match next {
             Next::Stop => self.stop(true),
             Next::GiveUp(reason) => {

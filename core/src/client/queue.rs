@@ -54,6 +54,7 @@ impl Client {
         if self.actions.is_empty()
             && matches!(self.phase, Phase::Open { conn: open } if open == conn)
         {
+            self.ledger.handed(message.len());
             return Ok(Some(message));
         }
         self.send_untimed(message).map(|()| None)
@@ -105,6 +106,8 @@ impl Client {
         }
         let unsent = take_sends(&mut self.actions, None);
         self.action_bytes = 0;
+        self.ledger
+            .taken_back(unsent.len(), unsent.iter().map(Message::len).sum());
         self.requeue_front(unsent);
     }
 
@@ -131,6 +134,7 @@ impl Client {
     }
 
     pub(super) fn push_send(&mut self, conn: ConnId, message: Message) {
+        self.ledger.handed(message.len());
         self.action_bytes += message.len();
         self.actions.push_back(Action::Send { conn, message });
     }

@@ -189,6 +189,19 @@ pub enum Notice {
         /// How much time the client did not see pass.
         lost: Duration,
     },
+    /// A connection ended with messages it had taken to write that the peer was not
+    /// seen to read: written after the last heartbeat it answered (TCP delivers in
+    /// order, so an answer proves everything before it arrived). They may have
+    /// arrived or not; they are not sent again, which could deliver them twice. An
+    /// application that must know acknowledges its messages itself.
+    Unconfirmed {
+        /// The connection that ended.
+        conn: ConnId,
+        /// How many messages.
+        messages: usize,
+        /// How many payload bytes.
+        bytes: usize,
+    },
     /// Queued messages were discarded.
     Dropped {
         /// How many messages.

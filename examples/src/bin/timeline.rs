@@ -77,6 +77,9 @@ fn describe(n: &Notice) -> String {
         }
         Notice::GaveUp { reason } => format!("gave up: {reason}"),
         Notice::Resumed { lost } => format!("woke {} ms late: probing", lost.as_millis()),
+        Notice::Unconfirmed { conn, messages, .. } => {
+            format!("{conn} took {messages} messages the server was not seen to read")
+        }
         Notice::Dropped {
             messages,
             bytes,
