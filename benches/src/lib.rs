@@ -2,5 +2,6 @@
 //! benches share live here.
 
 pub mod echo;
+pub mod faults;
 pub mod load;
 pub mod storm;

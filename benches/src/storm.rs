@@ -19,6 +19,48 @@ use heartline_core::{Jitter, NameSource, PathRule};
 /// Width of the windows reconnections are counted in, in ms.
 pub const WINDOW_MS: u64 = 100;
 
+/// The child processes of a storm, as subcommands of the program that runs it.
+#[derive(Debug, clap::Subcommand)]
+pub enum StormRole {
+    /// The server ([`serve`]).
+    #[command(hide = true)]
+    Serve {
+        /// Its port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+    },
+    /// The clients ([`clients`]).
+    #[command(hide = true)]
+    Clients {
+        /// The server's URL.
+        #[arg(long)]
+        url: String,
+        /// How many.
+        #[arg(long)]
+        count: usize,
+        /// Their jitter ([`jitter`]).
+        #[arg(long)]
+        jitter: String,
+    },
+}
+
+impl StormRole {
+    /// Runs this role until it ends (the server and the clients run until killed).
+    pub fn run(&self) -> Result<(), String> {
+        match self {
+            StormRole::Serve { port } => serve(*port),
+            StormRole::Clients {
+                url,
+                count,
+                jitter: j,
+            } => {
+                let _ = crate::load::raise_fd_limit();
+                jitter(j).and_then(|j| clients(url, *count, j))
+            }
+        }
+    }
+}
+
 /// The jitter called `name`: `equal`, `full` or `none`.
 pub fn jitter(name: &str) -> Result<Jitter, String> {
     match name {
@@ -110,17 +152,46 @@ impl Drop for Proc {
     }
 }
 
-/// Starts this program with `args`, its stdout piped.
+/// Where the child processes of this process write their stderr: a file each, read
+/// back for panics ([`panics`]).
+pub fn stderr_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("heartline-children-{}", std::process::id()))
+}
+
+/// Starts this program with `args`, its stdout piped, its stderr to a new file in
+/// [`stderr_dir`].
 pub fn spawn(args: &[&str]) -> Result<(Proc, ChildStdout), String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CHILDREN: AtomicUsize = AtomicUsize::new(0);
     let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let dir = stderr_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let n = CHILDREN.fetch_add(1, Ordering::Relaxed);
+    let log = dir.join(format!(
+        "{n}-{}.log",
+        args.first().copied().unwrap_or("child")
+    ));
+    let stderr = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let mut child = Command::new(exe)
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| format!("cannot start {args:?}: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     Ok((Proc(child), stdout))
+}
+
+/// Panics the children of this process reported on their stderr so far.
+pub fn panics() -> usize {
+    let Ok(entries) = std::fs::read_dir(stderr_dir()) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .map(|text| text.matches("panicked at").count())
+        .sum()
 }
 
 /// Starts the server role on `port` and waits until it listens.
@@ -177,6 +248,8 @@ pub struct Storm {
     pub peak_to_mean: f64,
     /// From the kill until the last client was back.
     pub all_back_s: f64,
+    /// Opens beyond one per client in the second after all were back.
+    pub extra_opens: usize,
 }
 
 /// Buckets reconnection times (ms since the kill) into windows from the first to the
@@ -194,6 +267,7 @@ pub fn analyse(since_kill: &[u64]) -> Storm {
         windows,
         peak_to_mean: if mean > 0.0 { peak / mean } else { 0.0 },
         all_back_s: since_kill.iter().max().copied().unwrap_or(0) as f64 / 1000.0,
+        extra_opens: 0,
     }
 }
 
@@ -236,7 +310,10 @@ pub fn storm(args: &StormSetup, jitter_name: &str) -> Result<Storm, String> {
     let _server = start_server(port)?;
     let back = collect(&rx, args.clients, wait)?;
     let since_kill: Vec<u64> = back.iter().map(|t| t.saturating_sub(killed)).collect();
-    Ok(analyse(&since_kill))
+    thread::sleep(Duration::from_secs(1));
+    let mut storm = analyse(&since_kill);
+    storm.extra_opens = rx.try_iter().count();
+    Ok(storm)
 }
 
 #[cfg(test)]

@@ -57,7 +57,10 @@ fn messages_written_after_the_last_answer_are_reported_when_the_connection_dies(
     assert!(take_ping(&h.actions()).is_some());
     h.at(ms(2500));
     let notices = h.notices();
-    assert!(notices.contains(&Notice::HeartbeatMissed { conn }), "{notices:?}");
+    assert!(
+        notices.contains(&Notice::HeartbeatMissed { conn }),
+        "{notices:?}"
+    );
     assert_eq!(unconfirmed(&notices), Some((conn, 2, 9)));
 }
 
@@ -77,7 +80,11 @@ fn messages_never_taken_go_back_to_the_queue_not_into_the_report() {
     send(&mut h, "pending");
     h.event(Event::Disconnected(conn, None));
     assert_eq!(unconfirmed(&h.notices()), Some((conn, 1, 5)));
-    assert_eq!(h.client.queued_messages(), 1, "the pending one waits for the next");
+    assert_eq!(
+        h.client.queued_messages(),
+        1,
+        "the pending one waits for the next"
+    );
     // On the next connection it goes out again; nothing is reported twice.
     h.fire_next();
     let next = h.open();
@@ -99,7 +106,10 @@ fn a_close_the_peer_answered_confirms_everything_before_it() {
     h.frame(conn, Frame::Close(Some((1000, "bye"))));
     h.event(Event::Disconnected(conn, None));
     let notices = h.notices();
-    assert!(matches!(notices[..], [Notice::Closed { .. }]), "{notices:?}");
+    assert!(
+        matches!(notices[..], [Notice::Closed { .. }]),
+        "{notices:?}"
+    );
 }
 
 #[test]

@@ -20,10 +20,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use heartline_async::ClientConfig;
 use heartline_benches::load::raise_fd_limit;
-use heartline_benches::storm::{self, StormSetup, WINDOW_MS};
+use heartline_benches::storm::{self, StormRole, StormSetup, WINDOW_MS};
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +32,7 @@ use heartline_benches::storm::{self, StormSetup, WINDOW_MS};
 )]
 struct Args {
     #[command(subcommand)]
-    role: Option<Role>,
+    role: Option<StormRole>,
     /// Clients (they run in one process: at most about 19,000 with a 20,000 fd limit).
     #[arg(long, default_value_t = 10_000)]
     clients: usize,
@@ -47,33 +47,10 @@ struct Args {
     max_wait_s: u64,
 }
 
-/// The child processes of a storm.
-#[derive(Subcommand)]
-enum Role {
-    #[command(hide = true)]
-    Serve {
-        #[arg(long)]
-        port: u16,
-    },
-    #[command(hide = true)]
-    Clients {
-        #[arg(long)]
-        url: String,
-        #[arg(long)]
-        count: usize,
-        #[arg(long)]
-        jitter: String,
-    },
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match &args.role {
-        Some(Role::Serve { port }) => storm::serve(*port),
-        Some(Role::Clients { url, count, jitter }) => {
-            let _ = raise_fd_limit();
-            storm::jitter(jitter).and_then(|j| storm::clients(url, *count, j))
-        }
+        Some(role) => role.run(),
         None => run(&args),
     };
     match result {
@@ -119,6 +96,12 @@ fn run(args: &Args) -> Result<(), String> {
         if storm::jitter(name)? == default || result.is_none() {
             result = Some((name.clone(), s));
         }
+    }
+    match storm::panics() {
+        0 => {
+            let _ = std::fs::remove_dir_all(storm::stderr_dir());
+        }
+        n => eprintln!("storm: {n} panics; see {}", storm::stderr_dir().display()),
     }
     if let Some((name, s)) = result {
         println!(
