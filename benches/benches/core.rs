@@ -54,7 +54,7 @@ fn backoff_decision(c: &mut Criterion) {
     c.bench_function("backoff delay (curve + equal jitter)", |b| {
         b.iter(|| {
             attempt = attempt % 12 + 1;
-            Jitter::Equal.apply(backoff.delay(black_box(attempt)), &mut rng)
+            Jitter::Equal.delay(&backoff, black_box(attempt), rng.next_u64())
         })
     });
     let mut config = ClientConfig::default();

@@ -69,51 +69,67 @@ pub enum Jitter {
     /// widest, but may retry at once, and clients that fail again and again draw ever
     /// longer waits (a long tail after a restart; see the storm bench).
     Full,
-    /// Uniform in `[d/2, d]`, keeps at least half the wait. The client draws its place
-    /// in that range once per outage and keeps it for every attempt of the outage (a
-    /// client that came early stays early), so after a restart the clients' returns
-    /// are spread as evenly as their first retries were, instead of piling up as sums
-    /// of independent draws. The client's [`Client`](crate::Client) draws the place;
-    /// [`Jitter::apply`] draws one for a single delay.
+    /// Each attempt waits between the previous attempt's delay and its own: `[d/2, d]`
+    /// when delays double, `[0, d]` for the first retry of an outage, `[d/2, d]` once
+    /// the delay stops growing. A client draws its place in those ranges once per
+    /// outage and keeps it for every attempt, so its retries fall at the same share of
+    /// consecutive spans of time (`[0, d1]`, `[d1, d1 + d2]`, ...) that together cover
+    /// it without a gap. Whenever the server comes back, its clients return in the
+    /// order of their places, spread over one delay, instead of piling up as sums of
+    /// independent draws; after the first retry every wait keeps at least half its
+    /// delay, so no client retries in a tight loop.
     Equal,
 }
 
 impl Jitter {
-    /// Applies the jitter to `d`, drawing its place from `rng`.
+    /// One delay `d` jittered on its own, its place drawn from `rng`: `Equal` in
+    /// `[d/2, d]`, `Full` in `[0, d]`.
     pub fn apply(self, d: Duration, rng: &mut Rng) -> Duration {
-        match self {
-            Jitter::None => d,
-            _ => self.at(d, rng.next_u64()),
-        }
+        let range = match self {
+            Jitter::None => return d,
+            Jitter::Full => (Duration::ZERO, d),
+            Jitter::Equal => (half(d), d),
+        };
+        at(range, rng.next_u64())
     }
 
-    /// `d` jittered at `place` in its range: 0 is the low end, `u64::MAX` the high end.
-    pub fn at(self, d: Duration, place: u64) -> Duration {
-        // Millisecond resolution is plenty for reconnect delays and keeps arithmetic in u64.
-        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        // `place` scaled to `0..=max`, by multiply-shift as in `Rng::below_inclusive`.
-        let scaled = |max: u64| ((u128::from(place) * (u128::from(max) + 1)) >> 64) as u64;
+    /// The range the delay before reconnect attempt `attempt` (1-based) of an outage
+    /// falls in: lowest and highest.
+    pub fn range(self, backoff: &Backoff, attempt: u32) -> (Duration, Duration) {
+        let d = backoff.delay(attempt);
         match self {
-            Jitter::None => d,
-            Jitter::Full => Duration::from_millis(scaled(ms)),
+            Jitter::None => (d, d),
+            Jitter::Full => (Duration::ZERO, d),
+            Jitter::Equal if attempt <= 1 => (Duration::ZERO, d),
             Jitter::Equal => {
-                let half = ms / 2;
-                Duration::from_millis(ms - half + scaled(half))
+                let previous = backoff.delay(attempt - 1);
+                (if previous < d { previous } else { half(d) }, d)
             }
         }
     }
 
-    /// The smallest delay this jitter can turn `d` into.
-    pub fn lower_bound(self, d: Duration) -> Duration {
-        match self {
-            Jitter::None => d,
-            Jitter::Full => Duration::ZERO,
-            Jitter::Equal => {
-                let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-                Duration::from_millis(ms - ms / 2)
-            }
-        }
+    /// The delay before attempt `attempt` for a client at `place` in its range (0 the
+    /// low end, `u64::MAX` the high end): the same place for every attempt of an
+    /// outage with `Equal`, a fresh one for each with `Full`.
+    pub fn delay(self, backoff: &Backoff, attempt: u32, place: u64) -> Duration {
+        at(self.range(backoff, attempt), place)
     }
+}
+
+/// The upper half's start, to the millisecond (501 ms of 1001 ms).
+fn half(d: Duration) -> Duration {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(ms - ms / 2)
+}
+
+/// The point at `place` of `[lo, hi]`, to the millisecond: millisecond resolution is
+/// plenty for reconnect delays and keeps the arithmetic in integers.
+fn at((lo, hi): (Duration, Duration), place: u64) -> Duration {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let (lo, span) = (ms(lo), ms(hi).saturating_sub(ms(lo)));
+    // `place` scaled to `0..=span` by multiply-shift, as in `Rng::below_inclusive`.
+    let scaled = ((u128::from(place) * (u128::from(span) + 1)) >> 64) as u64;
+    Duration::from_millis(lo.saturating_add(scaled))
 }
 
 #[cfg(test)]
@@ -153,17 +169,32 @@ mod tests {
     }
 
     #[test]
-    fn a_place_maps_to_the_same_spot_of_every_range() {
-        assert_eq!(Jitter::Equal.at(MS(1000), 0), MS(500));
-        assert_eq!(Jitter::Equal.at(MS(1000), u64::MAX), MS(1000));
+    fn equal_ranges_cover_the_timeline_without_gaps() {
+        let b = Backoff::exponential(MS(1000), MS(4000));
+        let ranges: Vec<_> = (1..=5).map(|n| Jitter::Equal.range(&b, n)).collect();
+        assert_eq!(
+            ranges,
+            vec![
+                (MS(0), MS(1000)),
+                (MS(1000), MS(2000)),
+                (MS(2000), MS(4000)),
+                (MS(2000), MS(4000)),
+                (MS(2000), MS(4000)),
+            ]
+        );
+        // A client at one place: its retries fall at that share of consecutive spans.
         let middle = u64::MAX / 2;
-        assert_eq!(Jitter::Equal.at(MS(1000), middle), MS(750));
-        assert_eq!(Jitter::Equal.at(MS(2000), middle), MS(1500));
-        assert_eq!(Jitter::Full.at(MS(2000), middle), MS(1000));
-        assert_eq!(Jitter::Full.at(MS(2000), u64::MAX), MS(2000));
-        // apply() is at() with a fresh place.
-        let (mut a, mut b) = (Rng::new(9), Rng::new(9));
-        let d = Jitter::Equal.apply(MS(1000), &mut a);
-        assert_eq!(d, Jitter::Equal.at(MS(1000), b.next_u64()));
+        let delays: Vec<_> = (1..=3)
+            .map(|n| Jitter::Equal.delay(&b, n, middle))
+            .collect();
+        assert_eq!(delays, vec![MS(500), MS(1500), MS(3000)]);
+        assert_eq!(Jitter::Equal.delay(&b, 2, 0), MS(1000));
+        assert_eq!(Jitter::Equal.delay(&b, 2, u64::MAX), MS(2000));
+        assert_eq!(Jitter::Full.range(&b, 3), (MS(0), MS(4000)));
+        assert_eq!(Jitter::None.delay(&b, 3, middle), MS(4000));
+        // A fixed delay keeps the upper half after the first retry.
+        let f = Backoff::Fixed(MS(1000));
+        assert_eq!(Jitter::Equal.range(&f, 1), (MS(0), MS(1000)));
+        assert_eq!(Jitter::Equal.range(&f, 2), (MS(500), MS(1000)));
     }
 }

@@ -202,8 +202,7 @@ proptest! {
                 }
                 if let Notice::ReconnectScheduled { attempt, delay } = notice {
                     prop_assert!(attempt >= 1);
-                    let capped = rc.backoff.delay(attempt);
-                    let lo = rc.jitter.lower_bound(capped);
+                    let (lo, capped) = rc.jitter.range(&rc.backoff, attempt);
                     let hi = capped.max(rc.retry_after_cap);
                     prop_assert!(delay >= lo && delay <= hi, "delay {delay:?} outside [{lo:?}, {hi:?}]");
                     prop_assert!(!world.closed_by_app);

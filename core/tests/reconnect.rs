@@ -43,28 +43,29 @@ fn exponential_doubles_up_to_the_cap() {
 }
 
 #[test]
-fn equal_jitter_keeps_each_delay_between_half_and_all_of_the_capped_delay() {
+fn equal_jitter_waits_between_the_previous_delay_and_its_own_at_one_place() {
     let mut c = config();
     c.reconnect.backoff = Backoff::exponential(ms(100), ms(1000));
     c.reconnect.jitter = Jitter::Equal;
     let mut h = Harness::new(c);
     let delays = delays_of_failures(&mut h, 40);
-    let caps = [100, 200, 400, 800]
+    // The first retry anywhere in [0, 100]; then [100, 200], [200, 400], [400, 800],
+    // [800, 1000], and [500, 1000] once the delay stops growing.
+    let ranges = [(0, 100), (100, 200), (200, 400), (400, 800), (800, 1000)]
         .into_iter()
-        .chain(std::iter::repeat(1000));
-    for (d, cap) in delays.iter().zip(caps) {
+        .chain(std::iter::repeat((500, 1000)));
+    let mut shares = Vec::new();
+    for (d, (lo, hi)) in delays.iter().zip(ranges) {
         assert!(
-            *d >= ms(cap / 2) && *d <= ms(cap),
-            "{d:?} outside [{}, {cap}] ms",
-            cap / 2
+            *d >= ms(lo) && *d <= ms(hi),
+            "{d:?} outside [{lo}, {hi}] ms"
         );
+        shares.push((d.as_millis() as u64 - lo) * 1000 / (hi - lo));
     }
-    // The client keeps its place in the range for the whole outage: the same delay at
-    // the cap, and below it the same share of each range.
-    assert!(delays[4..].iter().all(|d| *d == delays[4]), "{delays:?}");
-    let share = |d: std::time::Duration, cap: u64| (d.as_millis() as u64 - cap / 2) * 1000 / cap;
-    let first = share(delays[0], 100);
-    assert!(share(delays[3], 800).abs_diff(first) <= 10, "{delays:?}");
+    // The same place in every range: the share agrees to the millisecond rounding.
+    let first = shares[3];
+    assert!(shares.iter().all(|s| s.abs_diff(first) <= 10), "{shares:?}");
+    assert!(delays[5..].iter().all(|d| *d == delays[5]), "{delays:?}");
 }
 
 #[test]
@@ -80,16 +81,18 @@ fn equal_jitter_places_differ_between_clients_and_between_outages() {
     assert!(firsts.len() > 48, "{firsts:?}");
     // One client: a connection that held ends the outage; the next draws a new place.
     let mut h = Harness::new(c);
-    let outage = |h: &mut Harness| delays_of_failures(h, 3);
-    let one = outage(&mut h);
+    let one = delays_of_failures(&mut h, 3);
     let conn = h.expect_connect();
     h.event(Event::Connected(conn));
     h.advance(ms(600));
     h.event(Event::Disconnected(conn, None));
     h.fire_next();
-    let two = outage(&mut h);
-    assert!(one.iter().all(|d| *d == one[0]) && two.iter().all(|d| *d == two[0]));
-    assert_ne!(one[0], two[0]);
+    // The second outage's first retry (scheduled at the loss), then retries 2 to 4:
+    // those in [500, 1000] at the outage's own place.
+    let two = delays_of_failures(&mut h, 3);
+    assert!(one[1..].iter().all(|d| *d == one[1]), "{one:?}");
+    assert!(two[1..].iter().all(|d| *d == two[1]), "{two:?}");
+    assert_ne!(one[1], two[1]);
 }
 
 #[test]

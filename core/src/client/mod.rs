@@ -619,16 +619,18 @@ impl Client {
                     return;
                 }
                 self.failures = self.failures.saturating_add(1);
-                let capped = rc.backoff.delay(self.failures);
-                let mut delay = match rc.jitter {
+                let place = match rc.jitter {
+                    Jitter::None => 0,
+                    Jitter::Full => self.rng.next_u64(),
+                    // One place for the whole outage, drawn at its first retry.
                     Jitter::Equal => {
                         if self.failures == 1 {
                             self.place = self.rng.next_u64();
                         }
-                        Jitter::Equal.at(capped, self.place)
+                        self.place
                     }
-                    jitter => jitter.apply(capped, &mut self.rng),
                 };
+                let mut delay = rc.jitter.delay(&rc.backoff, self.failures, place);
                 if let Some(wait) = retry_after {
                     delay = delay.max(wait.min(rc.retry_after_cap));
                 }
