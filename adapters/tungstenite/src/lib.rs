@@ -27,6 +27,7 @@ pub mod hub;
 pub mod net;
 pub mod resolve;
 pub mod tls;
+pub mod trace;
 pub mod wire;
 
 /// The core this glue drives, for the client builder options macro.

@@ -26,6 +26,7 @@ use heartline_examples::jsonl::line;
 
 fn main() -> ExitCode {
     let args = ClientArgs::parse();
+    heartline_examples::init_tracing();
     let config = match args.config() {
         Ok(config) => config,
         Err(e) => ClientArgs::command()

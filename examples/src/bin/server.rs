@@ -278,6 +278,7 @@ fn run(args: &Args, log: &EventLog) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let log = EventLog::new();
+    heartline_examples::init_tracing();
     let args = Args::parse();
     if let Err(e) = core_config(&args).validate() {
         eprintln!("server: {e}");

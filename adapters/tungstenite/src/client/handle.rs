@@ -119,7 +119,9 @@ impl SharedCore {
     pub fn next_action(&self, notify: impl FnMut(ClientEvent)) -> Option<Action> {
         let mut core = self.lock();
         drain(&mut core, notify);
-        core.poll_action()
+        let action = core.poll_action();
+        trace_heartbeats(&action);
+        action
     }
 
     /// Handles the deadlines due by `now` (if given), then moves every pending action
@@ -139,6 +141,7 @@ impl SharedCore {
         }
         drain(&mut core, notify);
         core.take_actions(actions);
+        trace_heartbeats(actions.iter());
         if !actions.is_empty() {
             return None;
         }
@@ -178,8 +181,22 @@ fn feed_locked(
 
 fn drain(core: &mut Client, mut notify: impl FnMut(ClientEvent)) {
     while let Some(notice) = core.poll_notice() {
+        crate::trace::client_notice(&notice);
         notify(ClientEvent::Notice(notice));
     }
+}
+
+/// Traces the heartbeats among `actions`.
+#[inline]
+fn trace_heartbeats<'a>(actions: impl IntoIterator<Item = &'a Action>) {
+    #[cfg(feature = "tracing")]
+    for action in actions {
+        if let Action::SendPing { conn, .. } | Action::SendHeartbeat { conn } = action {
+            crate::trace::client_heartbeat(*conn);
+        }
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = actions;
 }
 
 /// Sends, closes and inspects the client from any thread or task. Cheap to clone.

@@ -291,6 +291,7 @@ impl<C: Channels> Hub<C> {
                 }
                 if let Some(delivered) = wire::from_message(message) {
                     while let Some(notice) = self.core.poll_notice() {
+                        crate::trace::server_notice(&notice);
                         events(ServerEvent::Notice(notice));
                     }
                     let name = self.core.name(conn).map(Arc::from);
@@ -383,7 +384,10 @@ impl<C: Channels> Hub<C> {
         while let Some(action) = self.core.poll_action() {
             let conn = action.conn();
             let out = match action {
-                ServerAction::SendPing { payload, .. } => Out::Ping(payload),
+                ServerAction::SendPing { payload, .. } => {
+                    crate::trace::server_ping(conn);
+                    Out::Ping(payload)
+                }
                 ServerAction::Send { message, .. } => Out::Send(message),
                 ServerAction::Reply { message, .. } => Out::Send(wire::to_message(message)),
                 ServerAction::Close { code, reason, .. } => Out::Close(code, reason.into_owned()),
@@ -408,6 +412,7 @@ impl<C: Channels> Hub<C> {
             }
         }
         while let Some(notice) = self.core.poll_notice() {
+            crate::trace::server_notice(&notice);
             events(ServerEvent::Notice(notice));
         }
     }
