@@ -32,7 +32,7 @@ pub fn notice_json(t_ms: u64, notice: &Notice) -> String {
         }
         Notice::ConnectFailed { conn, error } => {
             let text = error.to_string();
-            let mut fields = vec![("conn", conn.0.into()), ("error", (&text).into())];
+            let mut fields = vec![("conn", conn.0.into()), ("error", text.as_str().into())];
             if let ConnectFailure::Http { status, .. } = error {
                 fields.push(("status", Value::from(*status)));
             }
@@ -49,7 +49,7 @@ pub fn notice_json(t_ms: u64, notice: &Notice) -> String {
             &[
                 ("conn", conn.0.into()),
                 ("code", (*code).into()),
-                ("reason", reason.into()),
+                ("reason", reason.as_str().into()),
                 ("by", by.as_str().into()),
             ],
         ),
@@ -70,7 +70,11 @@ pub fn notice_json(t_ms: u64, notice: &Notice) -> String {
                     ("attempts", u64::from(*attempts).into())
                 }
             };
-            line("gave_up", t_ms, &[("reason", (&text).into()), (key, value)])
+            line(
+                "gave_up",
+                t_ms,
+                &[("reason", text.as_str().into()), (key, value)],
+            )
         }
         Notice::Resumed { lost } => line("resumed", t_ms, &[("lost_ms", millis(*lost).into())]),
         Notice::Unconfirmed {

@@ -4,58 +4,11 @@
 //! followed by the event's own fields, so a test or a person can follow a run with
 //! `jq` or a line reader.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Instant;
 
-/// A field value.
-#[derive(Debug, Clone, Copy)]
-pub enum Value<'a> {
-    /// A JSON string (escaped on output).
-    Str(&'a str),
-    /// A JSON number.
-    Num(u64),
-    /// A JSON boolean.
-    Bool(bool),
-    /// JSON `null`.
-    Null,
-}
-
-impl<'a> From<&'a str> for Value<'a> {
-    fn from(s: &'a str) -> Self {
-        Value::Str(s)
-    }
-}
-
-impl<'a> From<&'a String> for Value<'a> {
-    fn from(s: &'a String) -> Self {
-        Value::Str(s)
-    }
-}
-
-impl<'a> From<Option<&'a str>> for Value<'a> {
-    fn from(s: Option<&'a str>) -> Self {
-        s.map_or(Value::Null, Value::Str)
-    }
-}
-
-impl From<u64> for Value<'_> {
-    fn from(n: u64) -> Self {
-        Value::Num(n)
-    }
-}
-
-impl From<u16> for Value<'_> {
-    fn from(n: u16) -> Self {
-        Value::Num(n.into())
-    }
-}
-
-impl From<bool> for Value<'_> {
-    fn from(b: bool) -> Self {
-        Value::Bool(b)
-    }
-}
+/// A field value: serde_json's, so every line is JSON by construction.
+pub use serde_json::Value;
 
 /// Writes event lines with `t_ms` measured from when it was created.
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +25,7 @@ impl EventLog {
     }
 
     /// Prints one event line to stdout and flushes it, so a reader sees it at once.
-    pub fn emit(&self, event: &str, fields: &[(&str, Value<'_>)]) {
+    pub fn emit(&self, event: &str, fields: &[(&str, Value)]) {
         print(&line(event, self.t_ms(), fields));
     }
 
@@ -88,26 +41,17 @@ impl Default for EventLog {
     }
 }
 
-/// Formats one event line, ending with a newline.
-pub fn line(event: &str, t_ms: u64, fields: &[(&str, Value<'_>)]) -> String {
-    let mut out = String::with_capacity(64);
-    out.push_str("{\"event\":");
-    push_str(&mut out, event);
-    let _ = write!(out, ",\"t_ms\":{t_ms}");
+/// Formats one event line, ending with a newline: `event` and `t_ms` first, then the
+/// fields in order.
+pub fn line(event: &str, t_ms: u64, fields: &[(&str, Value)]) -> String {
+    let mut map = serde_json::Map::with_capacity(fields.len() + 2);
+    map.insert("event".to_owned(), event.into());
+    map.insert("t_ms".to_owned(), t_ms.into());
     for (key, value) in fields {
-        out.push(',');
-        push_str(&mut out, key);
-        out.push(':');
-        match value {
-            Value::Str(s) => push_str(&mut out, s),
-            Value::Num(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Null => out.push_str("null"),
-        }
+        map.insert((*key).to_owned(), value.clone());
     }
-    out.push_str("}\n");
+    let mut out = Value::Object(map).to_string();
+    out.push('\n');
     out
 }
 
@@ -128,28 +72,7 @@ pub fn prefixed(key: &str, n: u64, line: &str) -> String {
 
 /// `s` as a JSON string literal (also a valid JavaScript string literal).
 pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    push_str(&mut out, s);
-    out
-}
-
-/// Appends `s` as a JSON string literal.
-fn push_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    Value::from(s).to_string()
 }
 
 #[cfg(test)]
@@ -162,7 +85,7 @@ mod tests {
             "connected",
             7,
             &[
-                ("name", Value::Str("a\"b\\c\nd\u{1}")),
+                ("name", Value::from("a\"b\\c\nd\u{1}")),
                 ("code", 4409u16.into()),
             ],
         );

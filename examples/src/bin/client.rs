@@ -152,7 +152,7 @@ impl Out {
         self.line(&line(
             "send_failed",
             self.t_ms(),
-            &[("error", (&error).into()), ("bytes", bytes.into())],
+            &[("error", error.as_str().into()), ("bytes", bytes.into())],
         ));
     }
 }

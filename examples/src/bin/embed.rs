@@ -200,11 +200,11 @@ fn run(args: &Args) -> io::Result<()> {
             done += turn(&mut slots[i], &ctx, now, &mut timers);
         }
     }
-    let count = |f: fn(&Slot) -> bool| Value::Num(slots.iter().filter(|s| f(s)).count() as u64);
+    let count = |f: fn(&Slot) -> bool| Value::from(slots.iter().filter(|s| f(s)).count() as u64);
     ctx.log.emit(
         "result",
         &[
-            ("clients", Value::Num(slots.len() as u64)),
+            ("clients", Value::from(slots.len() as u64)),
             ("opened", count(|s| s.ever_open)),
             ("reopened", count(|s| s.reopened)),
             ("gave_up", count(|s| s.gave_up)),

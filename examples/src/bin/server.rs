@@ -155,7 +155,7 @@ fn page_handler(
 }
 
 /// A client's name, `null` for an anonymous one.
-fn name(n: &Option<std::sync::Arc<str>>) -> Value<'_> {
+fn name(n: &Option<std::sync::Arc<str>>) -> Value {
     Value::from(n.as_deref())
 }
 
@@ -166,7 +166,7 @@ fn report(log: &EventLog, event: ServerEvent) -> Option<(ConnId, Message)> {
         ServerEvent::Notice(notice) => match notice {
             ServerNotice::Opened { name: n, .. } => log.emit("connected", &[("name", name(&n))]),
             ServerNotice::Replaced { name: n, .. } => {
-                log.emit("replaced", &[("name", Value::Str(&n))]);
+                log.emit("replaced", &[("name", Value::from(&*n))]);
             }
             ServerNotice::Closed {
                 name: n,
@@ -185,7 +185,10 @@ fn report(log: &EventLog, event: ServerEvent) -> Option<(ConnId, Message)> {
             ServerNotice::Rejected { path, status } => {
                 log.emit(
                     "rejected",
-                    &[("path", Value::Str(&path)), ("status", status.into())],
+                    &[
+                        ("path", Value::from(path.as_str())),
+                        ("status", status.into()),
+                    ],
                 );
             }
             ServerNotice::ShutdownComplete => log.emit("stopped", &[]),
@@ -195,7 +198,7 @@ fn report(log: &EventLog, event: ServerEvent) -> Option<(ConnId, Message)> {
 }
 
 fn listening(log: &EventLog, addr: SocketAddr) {
-    log.emit("listening", &[("addr", Value::Str(&addr.to_string()))]);
+    log.emit("listening", &[("addr", Value::from(addr.to_string()))]);
 }
 
 fn run_blocking(args: &Args, log: &EventLog) -> Result<(), String> {
