@@ -101,6 +101,12 @@ pub struct ClientArgs {
     /// Send every text and binary message back as it came (stdin is not read).
     #[arg(long)]
     pub echo: bool,
+    /// Send each line of stdin as a text message (the default).
+    #[arg(long, conflicts_with = "binary")]
+    pub text: bool,
+    /// Send each line of stdin (without its line ending) as a binary message.
+    #[arg(long)]
+    pub binary: bool,
     /// One connection only: no reconnect; exit once it has closed.
     #[arg(long, conflicts_with = "max_attempts")]
     pub once: bool,
@@ -191,7 +197,7 @@ fn ws_url(url: &str) -> Result<String, String> {
 }
 
 /// A positive duration with its unit: `5s`, `250ms`, `1m 30s`.
-fn duration(v: &str) -> Result<Duration, String> {
+pub fn duration(v: &str) -> Result<Duration, String> {
     match humantime::parse_duration(v) {
         Ok(d) if d.is_zero() => Err("must be greater than 0".to_owned()),
         Ok(d) => Ok(d),
@@ -200,7 +206,7 @@ fn duration(v: &str) -> Result<Duration, String> {
 }
 
 /// A positive whole number of milliseconds.
-fn millis(v: &str) -> Result<Duration, String> {
+pub fn millis(v: &str) -> Result<Duration, String> {
     match v.parse::<u64>() {
         Ok(0) => Err("must be greater than 0".to_owned()),
         Ok(ms) => Ok(Duration::from_millis(ms)),

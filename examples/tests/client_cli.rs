@@ -280,3 +280,27 @@ fn piped_input_is_delivered_before_the_close_on_every_runtime() {
     }
     server.kill();
 }
+
+#[test]
+fn binary_sends_stdin_lines_as_binary_messages_and_text_is_the_default() {
+    let server = EchoServer::start("127.0.0.1:0".parse().expect("address")).expect("bind");
+    let url = format!("ws://{}/", server.addr());
+    let mut binary = ClientProc::spawn(&url, &["--binary"]);
+    binary.wait_event("open");
+    binary.send_line("hello");
+    // The echo server sends back what it got: five bytes, as binary.
+    let echoed = binary.wait_event("message");
+    assert_eq!(echoed["binary_len"], 5, "{echoed}");
+    binary.close_stdin();
+    assert!(binary.wait_exit().success(), "{:?}", binary.seen);
+
+    let mut text = ClientProc::spawn(&url, &["--text"]);
+    text.wait_event("open");
+    text.send_line("hello");
+    text.wait_text("hello");
+    text.close_stdin();
+    assert!(text.wait_exit().success(), "{:?}", text.seen);
+    let (status, _, stderr) = run_client(&[&url, "--text", "--binary"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    server.kill();
+}

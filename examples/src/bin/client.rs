@@ -172,6 +172,8 @@ struct Control {
     seen: Arc<AtomicBool>,
     handle: ClientHandle,
     echo: bool,
+    /// Stdin lines go out as binary messages (`--binary`).
+    binary: bool,
 }
 
 impl Control {
@@ -180,6 +182,7 @@ impl Control {
             seen: Arc::new(AtomicBool::new(false)),
             handle,
             echo: args.echo,
+            binary: args.binary,
         }
     }
 
@@ -214,9 +217,9 @@ impl Control {
     }
 }
 
-/// Reads stdin on its own thread: each line is sent; at EOF the client closes (see
-/// [`Eof`]). Lines that are not UTF-8 are sent with replacement characters rather than
-/// lost.
+/// Reads stdin on its own thread: each line is sent (as text, or as binary with
+/// `--binary`); at EOF the client closes (see [`Eof`]). As text, lines that are not
+/// UTF-8 are sent with replacement characters rather than lost.
 fn spawn_stdin_reader(eof: Control, out_start: Instant) {
     let out = Out::new(out_start);
     let spawned = std::thread::Builder::new()
@@ -236,8 +239,13 @@ fn spawn_stdin_reader(eof: Control, out_start: Instant) {
                         buf.pop();
                     }
                 }
-                let line = String::from_utf8_lossy(&buf).into_owned();
-                if let Err(e) = eof.handle.send_text(line) {
+                let sent = if eof.binary {
+                    eof.handle.send_binary(buf.clone())
+                } else {
+                    eof.handle
+                        .send_text(String::from_utf8_lossy(&buf).into_owned())
+                };
+                if let Err(e) = sent {
                     out.send_failed(&e);
                 }
             }

@@ -26,6 +26,7 @@ use heartline_blocking::wire::HttpResponse;
 use heartline_core::{
     ConnId, Message, NameSource, OriginRule, PathRule, ServerConfig, ServerNotice,
 };
+use heartline_examples::args::{duration, millis};
 use heartline_examples::jsonl::{quote, EventLog, Value};
 
 /// The page served at `/`, with the WebSocket path filled in at startup.
@@ -51,12 +52,18 @@ struct Args {
     /// Which runtime runs the server loop.
     #[arg(long, value_enum, default_value_t = Runtime::Smol)]
     runtime: Runtime,
-    /// Quiet time before a client is pinged (default 30 s; with only one of the two
-    /// timings given, the other keeps the 2:5 ratio).
-    #[arg(long, value_parser = positive_ms)]
+    /// Quiet time before a client is pinged, such as 30s or 500ms [default: 30s]. With
+    /// only one of the two timings given, the other keeps the 2:5 ratio.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    ping_interval: Option<Duration>,
+    /// --ping-interval in milliseconds.
+    #[arg(long, value_name = "MS", value_parser = millis, conflicts_with = "ping_interval")]
     ping_interval_ms: Option<Duration>,
-    /// Silence after which a client is evicted (default 75 s).
-    #[arg(long, value_parser = positive_ms)]
+    /// Silence after which a client is evicted [default: 75s].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    idle_timeout: Option<Duration>,
+    /// --idle-timeout in milliseconds.
+    #[arg(long, value_name = "MS", value_parser = millis, conflicts_with = "idle_timeout")]
     idle_timeout_ms: Option<Duration>,
     /// Let pages from this origin connect (`https://app.example`), besides the
     /// server's own pages. Repeatable.
@@ -82,13 +89,6 @@ fn ws_path(path: &str) -> Result<String, String> {
         Ok(path.to_owned())
     } else {
         Err("must start with '/'".to_owned())
-    }
-}
-
-fn positive_ms(value: &str) -> Result<Duration, String> {
-    match value.parse::<u64>() {
-        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-        _ => Err("takes a positive number of milliseconds".to_owned()),
     }
 }
 
@@ -120,7 +120,9 @@ fn core_config(args: &Args) -> ServerConfig {
         config.max_frame_size = bytes;
         config.max_backlog_bytes = config.max_backlog_bytes.max(bytes.saturating_mul(2));
     }
-    match (args.ping_interval_ms, args.idle_timeout_ms) {
+    let ping = args.ping_interval.or(args.ping_interval_ms);
+    let idle = args.idle_timeout.or(args.idle_timeout_ms);
+    match (ping, idle) {
         (Some(ping), Some(idle)) => {
             config.ping_interval = ping;
             config.idle_timeout = idle;
