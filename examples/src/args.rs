@@ -50,7 +50,7 @@ impl From<JitterArg> for Jitter {
 #[derive(Debug, Clone, PartialEq, Parser)]
 #[command(name = "client", version, max_term_width = 100)]
 pub struct ClientArgs {
-    /// The server, ws://HOST[:PORT]/PATH or wss://...
+    /// The server, `ws://HOST[:PORT]/PATH` or wss://...
     #[arg(value_parser = ws_url)]
     pub url: String,
     /// Which adapter drives the client.

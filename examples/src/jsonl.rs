@@ -63,7 +63,7 @@ pub fn print(line: &str) {
     let _ = out.flush();
 }
 
-/// `line` (from [`line`]) with the numeric field `key` put first: how a program that
+/// `line` (from [`line()`]) with the numeric field `key` put first: how a program that
 /// runs many clients says which one an event is about.
 pub fn prefixed(key: &str, n: u64, line: &str) -> String {
     let rest = line.strip_prefix('{').unwrap_or(line);

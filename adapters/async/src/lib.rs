@@ -27,6 +27,12 @@
 //! Feature `rustls` adds `wss://` with rustls (ring), the web PKI roots, and
 //! `ClientBuilder::tls_root_certificate` for self-signed servers.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod client;
 mod handoff;

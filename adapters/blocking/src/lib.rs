@@ -36,6 +36,12 @@
 //! [`wire`] are the pieces it shares with `heartline-async`'s server (from
 //! `heartline-tungstenite`).
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod client;
 mod tls;

@@ -5,7 +5,7 @@
 //!
 //! One thread runs an event loop (epoll on Linux, kqueue on the BSDs and macOS, through
 //! `mio`) over non-blocking sockets, and owns the core's server machine through the
-//! [`Hub`]. The core's single deadline ([`Hub::deadline`]) is the loop's wait timeout:
+//! [`Hub`](crate::hub::Hub). The core's single deadline ([`Hub::deadline`](crate::hub::Hub::deadline)) is the loop's wait timeout:
 //! one timer for every connection's pings and evictions. Handles send commands over a
 //! channel and wake the loop. Nothing is shared, nothing is locked on the hot path, and
 //! a connection costs its socket, its small buffers and a few hundred bytes of state:

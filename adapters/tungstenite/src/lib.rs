@@ -20,6 +20,12 @@
 //! Both adapters run tungstenite 0.30 (async-tungstenite wraps the same version), so
 //! these types are the same in both.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod client;
 pub mod front;

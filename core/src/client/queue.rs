@@ -63,7 +63,7 @@ impl Client {
     /// Takes back, from `taken` (actions the driver took but will not execute, because
     /// a write to `conn` before them failed), the messages of the [`Action::Send`]s for
     /// `conn`, in order; the other actions stay in `taken`. Call it before reporting
-    /// the end with [`Event::Disconnected`]: like the sends still pending, they then
+    /// the end with [`Event::Disconnected`](crate::Event::Disconnected): like the sends still pending, they then
     /// wait for the next connection. Given back later, they go to the front of the
     /// send queue.
     pub fn give_back(&mut self, conn: ConnId, taken: &mut VecDeque<Action>) {

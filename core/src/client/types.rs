@@ -30,7 +30,7 @@ pub enum Action {
         /// The payload (a sequence number).
         payload: PingPayload,
     },
-    /// Send the application heartbeat message from [`AppHeartbeat::message`].
+    /// Send the application heartbeat message from [`AppHeartbeat::message`](crate::AppHeartbeat::message).
     SendHeartbeat {
         /// The connection.
         conn: ConnId,
@@ -253,7 +253,7 @@ impl fmt::Display for GiveUpReason {
 /// Why queued messages were discarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropCause {
-    /// The queue was full and the policy is [`Overflow::DropOldest`].
+    /// The queue was full and the policy is [`Overflow::DropOldest`](crate::Overflow::DropOldest).
     Overflow,
     /// The client closed for good with messages still queued.
     Closed,
@@ -273,7 +273,7 @@ pub struct SendError {
 pub enum SendErrorKind {
     /// The client is closed or closing for good.
     Closed,
-    /// The queue is full and the policy is [`Overflow::RejectNew`].
+    /// The queue is full and the policy is [`Overflow::RejectNew`](crate::Overflow::RejectNew).
     QueueFull,
     /// The message alone is larger than the queue's byte bound.
     TooLarge,

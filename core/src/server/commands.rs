@@ -78,7 +78,7 @@ impl<P> Server<P> {
 
     /// Graceful shutdown: no new connections (upgrades get 503, [`Server::open`] fails),
     /// every open connection gets a Close with 1001, and whatever has not closed within
-    /// `close_timeout` is aborted. [`ServerNotice::ShutdownComplete`] reports when every
+    /// `close_timeout` is aborted. [`ServerNotice::ShutdownComplete`](crate::ServerNotice::ShutdownComplete) reports when every
     /// connection is gone. Calling it again does nothing.
     pub fn shutdown(&mut self, now: Instant) {
         let now = self.clamp(now);

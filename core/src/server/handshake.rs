@@ -14,8 +14,8 @@ use crate::{
 
 impl<P> Server<P> {
     /// A socket was accepted: the server tracks it from now on, and drops it (with
-    /// [`ServerAction::Evict`], [`EvictReason::HandshakeTimeout`]) unless its upgrade is
-    /// done within [`ServerConfig::handshake_timeout`]. It is not open yet: it gets no
+    /// [`ServerAction::Evict`](crate::ServerAction::Evict), [`EvictReason::HandshakeTimeout`](crate::EvictReason::HandshakeTimeout)) unless its upgrade is
+    /// done within [`ServerConfig::handshake_timeout`](crate::ServerConfig::handshake_timeout). It is not open yet: it gets no
     /// pings, is in no registry, and is not counted by [`Server::len`].
     pub fn incoming(&mut self, now: Instant) -> Result<ConnId, OpenError> {
         let now = self.clamp(now);
@@ -29,13 +29,13 @@ impl<P> Server<P> {
 
     /// Accepting a socket failed (out of file descriptors, a connection reset before it
     /// was accepted): the listener is fine, but trying again at once would spin. The
-    /// answer is when to try again ([`ServerConfig::accept_pause`] from now).
+    /// answer is when to try again ([`ServerConfig::accept_pause`](crate::ServerConfig::accept_pause) from now).
     pub fn handle_accept_failed(&mut self, now: Instant) -> Instant {
         let now = self.clamp(now);
         at(now, self.config.accept_pause).unwrap_or(now)
     }
 
-    /// Judges an upgrade request with [`ServerConfig::upgrade`] (and 503 while shutting
+    /// Judges an upgrade request with [`ServerConfig::upgrade`](crate::ServerConfig::upgrade) (and 503 while shutting
     /// down). A rejection is also reported as [`ServerNotice::Rejected`]; the driver
     /// writes it and drops the socket (the handshake deadline still bounds that write).
     pub fn accept(

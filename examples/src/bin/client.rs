@@ -218,7 +218,7 @@ impl Control {
 }
 
 /// Reads stdin on its own thread: each line is sent (as text, or as binary with
-/// `--binary`); at EOF the client closes (see [`Eof`]). As text, lines that are not
+/// `--binary`); at EOF the client closes (see `Control::reached`). As text, lines that are not
 /// UTF-8 are sent with replacement characters rather than lost.
 fn spawn_stdin_reader(eof: Control, out_start: Instant) {
     let out = Out::new(out_start);

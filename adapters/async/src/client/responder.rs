@@ -34,7 +34,7 @@ impl fmt::Debug for Responder<'_> {
 }
 
 impl Responder<'_> {
-    /// Sends a message, as [`ClientHandle::send`] does.
+    /// Sends a message, as [`ClientHandle::send`](crate::ClientHandle::send) does.
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         let message = message.into();
         let Some(direct) = &self.direct else {
@@ -67,7 +67,7 @@ impl Responder<'_> {
         self.send(Message::Binary(data.into()))
     }
 
-    /// Closes for good, as [`ClientHandle::close`] does.
+    /// Closes for good, as [`ClientHandle::close`](crate::ClientHandle::close) does.
     pub fn close(&self, code: u16, reason: &str) -> Result<(), CloseError> {
         self.core.lock().close(Instant::now(), code, reason)
     }
