@@ -53,6 +53,7 @@ struct ReadmeDoctests;
 
 mod backoff;
 mod client;
+mod cluster;
 mod frame;
 mod rng;
 mod server;
@@ -65,6 +66,10 @@ pub use client::{
     Action, AppHeartbeat, Client, ClientConfig, CloseError, ConnectError, ConnectFailure,
     DropCause, Event, GiveUpReason, HeartbeatConfig, HeartbeatKind, Notice, Overflow, QueueConfig,
     ReconnectConfig, ReplyMatcher, SendError, SendErrorKind,
+};
+pub use cluster::{
+    Channel, Cluster, ClusterAction, ClusterConfig, ClusterNotice, DeliveryToken, Route, SendId,
+    SendOutcome, Wire, WireError,
 };
 pub use frame::{close_code, Frame, Message};
 pub use rng::Rng;

@@ -39,6 +39,15 @@ fn upgrade() {
 }
 
 #[test]
+fn cluster_wire() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions/cluster_wire");
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let bytes = std::fs::read(entry.path()).expect("a saved input");
+        heartline_fuzz::cluster_wire::run(&bytes);
+    }
+}
+
+#[test]
 fn frames() {
     replay("frames", heartline_fuzz::frames::run);
 }
