@@ -3,7 +3,7 @@
 //! claims, a node that dies, a backplane that goes away and comes back.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use heartline_core::{
     Channel, Cluster, ClusterAction, ClusterConfig, ClusterNotice, ConnId, Message, Route,
@@ -32,15 +32,19 @@ struct Node {
 /// Nodes `a`, `b`, `c`... on one backplane that delivers every message, in order.
 struct Net {
     nodes: Vec<Node>,
+    start: Instant,
     now: Instant,
 }
+
+/// The wall clock every node reads at the start.
+const WALL: SystemTime = SystemTime::UNIX_EPOCH;
 
 impl Net {
     fn new(n: usize) -> Net {
         let start = Instant::now();
         let nodes = (0..n)
             .map(|i| Node {
-                cluster: Cluster::new(ClusterConfig::new(id(i)), start).expect("valid"),
+                cluster: Cluster::new(ClusterConfig::new(id(i)), start, WALL).expect("valid"),
                 local: HashSet::new(),
                 delivered: Vec::new(),
                 delivered_all: Vec::new(),
@@ -50,7 +54,11 @@ impl Net {
                 offline: false,
             })
             .collect();
-        let mut net = Net { nodes, now: start };
+        let mut net = Net {
+            nodes,
+            start,
+            now: start,
+        };
         net.pump();
         net
     }
@@ -351,7 +359,8 @@ fn a_node_that_joins_late_learns_every_client() {
     net.open(1, "bob", 2);
     // Node c restarts: a fresh machine, announcing itself.
     let now = net.now;
-    net.nodes[2].cluster = Cluster::new(ClusterConfig::new("c"), now).expect("valid");
+    let wall = WALL + (now - net.start);
+    net.nodes[2].cluster = Cluster::new(ClusterConfig::new("c"), now, wall).expect("valid");
     net.pump();
     assert_eq!(net.holder(2, "alice"), Some(("a".to_owned(), ConnId(1))));
     assert_eq!(net.holder(2, "bob"), Some(("b".to_owned(), ConnId(2))));
@@ -371,4 +380,47 @@ fn configs_that_cannot_work_are_refused() {
     c.node_ttl = c.heartbeat_interval;
     let e = c.validate().expect_err("ttl not above the heartbeat");
     assert!(e.to_string().contains("node_ttl"), "{e}");
+}
+
+#[test]
+fn a_client_that_left_while_its_node_was_cut_off_is_gone_once_it_is_back() {
+    let mut net = Net::new(2);
+    net.open(0, "alice", 1);
+    net.open(0, "bob", 2);
+    let now = net.now;
+    net.nodes[0].offline = true;
+    net.nodes[0].cluster.handle_backplane(now, false);
+    // Alice leaves while nothing gets out; node b still lists her (a is not expired).
+    net.nodes[0].local.remove(&ConnId(1));
+    net.nodes[0].cluster.local_close(now, "alice", ConnId(1));
+    net.pump();
+    assert!(net.holder(1, "alice").is_some());
+    net.nodes[0].offline = false;
+    let now = net.now;
+    net.nodes[0].cluster.handle_backplane(now, true);
+    net.pump();
+    assert_eq!(
+        net.holder(1, "alice"),
+        None,
+        "a's presence no longer lists her"
+    );
+    assert_eq!(net.holder(1, "bob"), Some(("a".to_owned(), ConnId(2))));
+}
+
+#[test]
+fn a_lost_release_is_repaired_by_the_next_heartbeat() {
+    let mut net = Net::new(2);
+    net.open(0, "alice", 1);
+    // Node b misses alice's release (pub/sub lost it; b never noticed an outage).
+    net.nodes[1].offline = true;
+    let now = net.now;
+    net.nodes[0].local.remove(&ConnId(1));
+    net.nodes[0].cluster.local_close(now, "alice", ConnId(1));
+    net.pump();
+    net.nodes[1].offline = false;
+    assert!(net.holder(1, "alice").is_some(), "b still lists her");
+    // a's next heartbeat carries the digest of what it holds; b's view differs, so b
+    // asks for a's clients and drops her.
+    net.advance(ms(1000));
+    assert_eq!(net.holder(1, "alice"), None);
 }

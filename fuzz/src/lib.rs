@@ -5,6 +5,7 @@
 //! target, the invariants users rely on; a failed assertion is a finding.
 
 pub mod client;
+pub mod cluster;
 pub mod cluster_wire;
 pub mod frames;
 pub mod server;

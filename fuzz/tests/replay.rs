@@ -39,6 +39,11 @@ fn upgrade() {
 }
 
 #[test]
+fn cluster_machine() {
+    replay("cluster_machine", heartline_fuzz::cluster::run);
+}
+
+#[test]
 fn cluster_wire() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions/cluster_wire");
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

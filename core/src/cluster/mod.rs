@@ -21,10 +21,13 @@
 //! - a broadcast reaches each live node at most once.
 //!
 //! What pub/sub can lose (a message published while a node was unreachable) is not
-//! resent: a lost claim is repaired by the next conflicting claim or presence
-//! exchange, a lost send times out, a lost broadcast is lost.
+//! resent. Views repair themselves: every heartbeat carries a digest of the clients
+//! its node holds, and a node whose view of that node differs asks for its presence,
+//! so a lost claim or release is mended within a heartbeat. A lost send times out; a
+//! lost broadcast is lost.
 
 mod types;
+mod view;
 mod wire;
 
 pub use types::{
@@ -33,28 +36,24 @@ pub use types::{
 pub use wire::{Wire, WireError};
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use self::view::{Holder, View};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use crate::frame::Message;
 use crate::{ConfigError, ConnId};
-
-/// Who holds a name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Holder {
-    node: Arc<str>,
-    conn: u64,
-    stamp: u64,
-}
 
 /// One node's share of the cluster. See the module docs.
 #[derive(Debug)]
 pub struct Cluster {
     config: ClusterConfig,
     me: Arc<str>,
-    /// The logical clock that orders claims.
+    /// The logical clock that orders claims: the latest stamp made or seen.
     clock: u64,
-    names: HashMap<Arc<str>, Holder>,
+    /// When this node started, and the wall clock's milliseconds then.
+    started: (Instant, u64),
+    names: View,
     /// Other nodes heard from, and when last.
     nodes: HashMap<Arc<str>, Instant>,
     /// Sends waiting for an answer, by deadline.
@@ -71,15 +70,28 @@ pub struct Cluster {
 impl Cluster {
     /// A node that announces itself at once ([`Wire::Hello`], so every other node
     /// sends it their clients) and heartbeats from then on.
-    pub fn new(config: ClusterConfig, now: Instant) -> Result<Cluster, ConfigError> {
+    ///
+    /// `wall` is the wall-clock time read with `now`: claims are stamped with the wall
+    /// clock's milliseconds (or one past the latest stamp seen, if that is later), so
+    /// "the later claim" means the later connection even across a node's restart, to
+    /// within the nodes' clock skew.
+    pub fn new(
+        config: ClusterConfig,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<Cluster, ConfigError> {
         config.validate()?;
         let me: Arc<str> = Arc::from(config.node.as_str());
+        let wall_ms = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let mut cluster = Cluster {
             next_heartbeat: now + config.heartbeat_interval,
+            started: (now, wall_ms),
             config,
             me,
             clock: 0,
-            names: HashMap::new(),
+            names: View::default(),
             nodes: HashMap::new(),
             pending: BTreeSet::new(),
             deadlines: HashMap::new(),
@@ -103,14 +115,16 @@ impl Cluster {
     /// A client opened here as `name` (after the server registered it). It takes the
     /// name cluster-wide: a holder on another node is replaced there.
     pub fn local_open(&mut self, now: Instant, name: &str, conn: ConnId) {
-        self.clamp(now);
-        self.clock += 1;
+        let now = self.clamp(now);
+        let (start, wall) = self.started;
+        let elapsed = u64::try_from((now - start).as_millis()).unwrap_or(u64::MAX);
+        self.clock = (self.clock + 1).max(wall.saturating_add(elapsed));
         let holder = Holder {
             node: self.me.clone(),
             conn: conn.0,
             stamp: self.clock,
         };
-        self.names.insert(Arc::from(name), holder);
+        self.names.insert(name, holder);
         self.publish(Channel::All, self.claim(name, conn.0, self.clock));
     }
 
@@ -206,10 +220,28 @@ impl Cluster {
         }
         let (node, new) = self.heard(now, wire.node());
         match wire {
-            Wire::Heartbeat { .. } => {}
+            Wire::Heartbeat { digest, .. } => {
+                // This view of the node differs from what it holds (a claim or release
+                // was lost, or hidden): ask it for its clients.
+                if self.names.digest(&node) != digest {
+                    let me = self.config.node.clone();
+                    self.publish(Channel::Node(node.to_string()), Wire::Hello { node: me });
+                }
+            }
             Wire::Hello { .. } if !new => self.send_presence(Channel::Node(node.to_string())),
             Wire::Hello { .. } => {}
             Wire::Presence { names, .. } => {
+                // A node's presence is all of its clients: any other this node thought
+                // it held has left meanwhile (its release was lost, or never sent
+                // while the backplane was down).
+                let listed: std::collections::HashSet<&str> =
+                    names.iter().map(|(n, ..)| n.as_str()).collect();
+                let before = self.names.len();
+                self.names
+                    .retain(|name, h| h.node != node || listed.contains(name));
+                if self.names.len() < before {
+                    self.ask_presence();
+                }
                 for (name, conn, stamp) in names {
                     self.claimed(&name, &node, conn, stamp);
                 }
@@ -296,7 +328,8 @@ impl Cluster {
         if self.next_heartbeat <= now {
             self.next_heartbeat = now + self.config.heartbeat_interval;
             let node = self.config.node.clone();
-            self.publish(Channel::All, Wire::Heartbeat { node });
+            let digest = self.names.digest(&self.me);
+            self.publish(Channel::All, Wire::Heartbeat { node, digest });
         }
         let ttl = self.config.node_ttl;
         let dead: Vec<Arc<str>> = self
@@ -305,14 +338,19 @@ impl Cluster {
             .filter(|(_, heard)| **heard + ttl <= now)
             .map(|(n, _)| n.clone())
             .collect();
+        let mut dropped = 0;
         for node in dead {
             self.nodes.remove(&node);
             let before = self.names.len();
             self.names.retain(|_, h| h.node != node);
+            dropped += before - self.names.len();
             self.notices.push_back(ClusterNotice::NodeDown {
                 node: node.to_string(),
                 clients: before - self.names.len(),
             });
+        }
+        if dropped > 0 {
+            self.ask_presence();
         }
         while let Some(&(deadline, id)) = self.pending.first() {
             if deadline > now {
@@ -391,6 +429,14 @@ impl Cluster {
         }
     }
 
+    /// Names left the view without a release (a node died, or restarted without
+    /// them): a claim of theirs may have hidden an older one still live elsewhere,
+    /// whose node never heard it lost. Every node answers a Hello with its clients.
+    fn ask_presence(&mut self) {
+        let node = self.config.node.clone();
+        self.publish(Channel::All, Wire::Hello { node });
+    }
+
     /// Hello to every node, and this node's clients, so views rebuild.
     fn announce(&mut self) {
         let node = self.config.node.clone();
@@ -405,10 +451,9 @@ impl Cluster {
             .filter(|(_, h)| h.node == self.me)
             .map(|(n, h)| (n.to_string(), h.conn, h.stamp))
             .collect();
-        if !names.is_empty() {
-            let node = self.config.node.clone();
-            self.publish(channel, Wire::Presence { node, names });
-        }
+        // Sent even when empty: it also says which clients are gone.
+        let node = self.config.node.clone();
+        self.publish(channel, Wire::Presence { node, names });
     }
 
     /// `node` was heard from: it is alive. A node new to this one gets this node's
@@ -438,6 +483,10 @@ impl Cluster {
             stamp,
         };
         match self.names.get(name) {
+            // A node's word on its own clients is the latest (it may have restarted).
+            Some(h) if h.node == *node => {
+                self.names.insert(name, theirs);
+            }
             Some(h) if (h.stamp, &*h.node) >= (stamp, &**node) => {
                 if h.node == self.me && (h.stamp, &*h.node) > (stamp, &**node) {
                     // Ours is newer: make sure the other node learns it lost.
@@ -451,10 +500,10 @@ impl Cluster {
                     conn,
                     name: name.to_owned(),
                 });
-                self.names.insert(Arc::from(name), theirs);
+                self.names.insert(name, theirs);
             }
             _ => {
-                self.names.insert(Arc::from(name), theirs);
+                self.names.insert(name, theirs);
             }
         }
     }

@@ -9,17 +9,21 @@ use crate::frame::Message;
 /// A message between nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wire {
-    /// `node` is alive; sent every heartbeat interval.
+    /// `node` is alive; sent every heartbeat interval, with a digest of the clients it
+    /// holds: a node whose view of it differs asks for its presence.
     Heartbeat {
         /// The sender.
         node: String,
+        /// The digest of its clients (0 for none).
+        digest: u64,
     },
     /// `node` (re)joined: every node answers with its [`Wire::Presence`].
     Hello {
         /// The sender.
         node: String,
     },
-    /// Every client `node` holds: `(name, connection, stamp)`.
+    /// Every client `node` holds: `(name, connection, stamp)`; a name it held before
+    /// and does not list has left.
     Presence {
         /// The sender.
         node: String,
@@ -84,7 +88,7 @@ impl Wire {
     /// The node that sent it.
     pub fn node(&self) -> &str {
         match self {
-            Wire::Heartbeat { node }
+            Wire::Heartbeat { node, .. }
             | Wire::Hello { node }
             | Wire::Presence { node, .. }
             | Wire::Claim { node, .. }
@@ -99,7 +103,7 @@ impl Wire {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(vec![VERSION]);
         match self {
-            Wire::Heartbeat { node } => w.tag(0).str(node),
+            Wire::Heartbeat { node, digest } => w.tag(0).str(node).u64(*digest),
             Wire::Hello { node } => w.tag(1).str(node),
             Wire::Presence { node, names } => {
                 w.tag(2).str(node).u64(names.len() as u64);
@@ -149,7 +153,10 @@ impl Wire {
             return Err(WireError("unknown version"));
         }
         let wire = match r.byte()? {
-            0 => Wire::Heartbeat { node: r.string()? },
+            0 => Wire::Heartbeat {
+                node: r.string()?,
+                digest: r.u64()?,
+            },
             1 => Wire::Hello { node: r.string()? },
             2 => {
                 let node = r.string()?;
@@ -302,7 +309,10 @@ mod tests {
     #[test]
     fn every_message_round_trips_and_garbage_is_an_error() {
         let all = [
-            Wire::Heartbeat { node: "a".into() },
+            Wire::Heartbeat {
+                node: "a".into(),
+                digest: 42,
+            },
             Wire::Hello { node: "b".into() },
             Wire::Presence {
                 node: "a".into(),
