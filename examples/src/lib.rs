@@ -1,12 +1,13 @@
 //! Shared parts of heartline's example programs: the echo server the demo, tests and
 //! benchmarks talk to, the `client` example's argument parser, the JSON-line writer,
-//! and the JSON and human-readable renderings of a client's notices.
+//! the `server` example's event handler (echo and relay across a cluster), and the JSON and human-readable renderings of a client's notices.
 #![forbid(unsafe_code)]
 
 pub mod args;
 pub mod echo;
 pub mod events;
 pub mod jsonl;
+pub mod relay;
 
 /// Sends heartline's `tracing` events to stderr, filtered by `RUST_LOG`
 /// (`RUST_LOG=heartline=debug`, `RUST_LOG=heartline::server=info`); nothing without it.

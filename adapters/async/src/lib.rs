@@ -56,6 +56,7 @@ pub use heartline_tungstenite::client::{
     BoxError, BuildError, ClientBuilder, ClientEvent, ClientHandle, ConnectTarget,
     DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
 };
+pub use heartline_tungstenite::cluster;
 #[cfg(feature = "rustls")]
 pub use rustls;
 pub use tcp::TcpStream;

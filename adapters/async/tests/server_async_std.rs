@@ -9,11 +9,16 @@ use common::async_server::{config, AsyncServer};
 use heartline_async::server::Server;
 
 fn start(core: heartline_core::ServerConfig) -> AsyncServer {
+    start_with(config(core))
+}
+
+fn start_with(config: heartline_async::server::ServerConfig) -> AsyncServer {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let (server, driver) = Server::start(listener, config(core)).expect("server");
+    let (server, driver) = Server::start(listener, config).expect("server");
     async_std::task::spawn(driver);
     let addr = server.local_addr();
     AsyncServer { server, addr }
 }
 
 crate::server_tests!(start);
+crate::cluster_tests!(start_with);

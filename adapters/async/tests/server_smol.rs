@@ -7,9 +7,14 @@ mod common;
 use common::async_server::{config, AsyncServer};
 
 fn start(core: heartline_core::ServerConfig) -> AsyncServer {
-    let listening = heartline_async::server::smol::listen("127.0.0.1:0", config(core));
+    start_with(config(core))
+}
+
+fn start_with(config: heartline_async::server::ServerConfig) -> AsyncServer {
+    let listening = heartline_async::server::smol::listen("127.0.0.1:0", config);
     let (server, addr) = async_io::block_on(listening).expect("listen");
     AsyncServer { server, addr }
 }
 
 crate::server_tests!(start);
+crate::cluster_tests!(start_with);

@@ -54,7 +54,7 @@ pub use heartline_tungstenite::client::{
     BoxError, BuildError, ClientBuilder, ClientEvent, ClientHandle, ConnectTarget,
     DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
 };
-pub use heartline_tungstenite::{hub, net, wire};
+pub use heartline_tungstenite::{cluster, hub, net, wire};
 #[cfg(feature = "rustls")]
 pub use rustls;
 pub use tls::MaybeTls;

@@ -32,7 +32,7 @@ use heartline_core::{ConnId, Message};
 use heartline_tungstenite::front::event_loop::{EventLoop, Remote};
 use heartline_tungstenite::front::{self, FrontChannels, Replies, Sink};
 pub use heartline_tungstenite::hub::{
-    ClientInfo, HttpHandler, ServerConfig, ServerError, ServerEvent,
+    ClientInfo, ClusterClient, Directory, HttpHandler, Sent, ServerConfig, ServerError, ServerEvent,
 };
 use heartline_tungstenite::hub::{Request, Target};
 pub use heartline_tungstenite::wire::{Buffers, HttpResponse, Request as HttpRequest};
@@ -178,8 +178,9 @@ impl fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
-    /// Sends `message` to the client registered as `name`.
-    pub fn send(&self, name: &str, message: impl Into<Message>) -> Result<(), ServerError> {
+    /// Sends `message` to the client registered as `name`: in a cluster, wherever it
+    /// is ([`Sent::Away`]: the answer comes as a [`ServerEvent::Cluster`]).
+    pub fn send(&self, name: &str, message: impl Into<Message>) -> Result<Sent, ServerError> {
         let target = Target::Name(name.to_owned());
         self.ask(|reply| Request::Send(target, message.into(), reply))?
     }
@@ -187,11 +188,22 @@ impl ServerHandle {
     /// Sends `message` to connection `conn`.
     pub fn send_to(&self, conn: ConnId, message: impl Into<Message>) -> Result<(), ServerError> {
         self.ask(|reply| Request::Send(Target::Conn(conn), message.into(), reply))?
+            .map(drop)
     }
 
-    /// Sends `message` to every open connection; returns how many took it.
+    /// Sends `message` to every open connection (in a cluster, on every node); returns
+    /// how many on this server took it.
     pub fn broadcast(&self, message: impl Into<Message>) -> Result<usize, ServerError> {
-        self.ask(|reply| Request::Broadcast(message.into(), reply))
+        self.ask(|reply| Request::Broadcast(message.into(), None, reply))
+    }
+
+    /// [`ServerHandle::broadcast`] to everyone but `except` (the sender, in a chat).
+    pub fn broadcast_except(
+        &self,
+        except: ConnId,
+        message: impl Into<Message>,
+    ) -> Result<usize, ServerError> {
+        self.ask(|reply| Request::Broadcast(message.into(), Some(except), reply))
     }
 
     /// The client registered as `name`.
@@ -202,6 +214,12 @@ impl ServerHandle {
     /// Every registered client.
     pub fn clients(&self) -> Result<Vec<ClientInfo>, ServerError> {
         self.ask(Request::Clients)
+    }
+
+    /// Every client of the cluster, as this node knows them (`None` without a
+    /// cluster).
+    pub fn cluster_clients(&self) -> Result<Option<Vec<ClusterClient>>, ServerError> {
+        self.ask(Request::ClusterClients)
     }
 
     /// Starts a graceful shutdown: every client gets a Close frame with 1001, new

@@ -9,7 +9,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use common::server_scenarios::TestServer;
-use heartline_blocking::hub::{ClientInfo, ServerError, ServerEvent};
+use heartline_blocking::hub::{ClientInfo, ClusterClient, Sent, ServerError, ServerEvent};
 use heartline_blocking::server::{Server, ServerConfig};
 use heartline_core::Message;
 
@@ -18,6 +18,10 @@ fn start(core: heartline_core::ServerConfig) -> Server {
         core,
         ..ServerConfig::default()
     };
+    start_with(config)
+}
+
+fn start_with(config: ServerConfig) -> Server {
     Server::bind("127.0.0.1:0", config).expect("bind")
 }
 
@@ -34,7 +38,15 @@ impl TestServer for Server {
         self.handle().clients()
     }
 
-    fn send(&self, name: &str, message: Message) -> Result<(), ServerError> {
+    fn broadcast(&self, message: Message) -> Result<usize, ServerError> {
+        self.handle().broadcast(message)
+    }
+
+    fn cluster_clients(&self) -> Option<Vec<ClusterClient>> {
+        self.handle().cluster_clients().ok().flatten()
+    }
+
+    fn send(&self, name: &str, message: Message) -> Result<Sent, ServerError> {
         self.handle().send(name, message)
     }
 
@@ -57,3 +69,4 @@ impl TestServer for Server {
 }
 
 crate::server_tests!(start);
+crate::cluster_tests!(start_with);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::server::{connect, next_text, quiet, PATIENCE};
 use common::server_scenarios::TestServer;
-use heartline_blocking::hub::{ClientInfo, ServerError, ServerEvent};
+use heartline_blocking::hub::{ClientInfo, ClusterClient, Sent, ServerError, ServerEvent};
 use heartline_blocking::server::{Responder, Server, ServerConfig};
 use heartline_core::{Message, ServerNotice};
 
@@ -28,8 +28,12 @@ fn config(core: heartline_core::ServerConfig) -> ServerConfig {
 }
 
 fn start(core: heartline_core::ServerConfig) -> HandlerServer {
+    start_with(config(core))
+}
+
+fn start_with(config: ServerConfig) -> HandlerServer {
     let (tx, events) = mpsc::channel();
-    let server = Server::bind_with_handler("127.0.0.1:0", config(core), move |event, _| {
+    let server = Server::bind_with_handler("127.0.0.1:0", config, move |event, _| {
         let _ = tx.send(event);
     })
     .expect("bind");
@@ -49,7 +53,15 @@ impl TestServer for HandlerServer {
         self.server.handle().clients()
     }
 
-    fn send(&self, name: &str, message: Message) -> Result<(), ServerError> {
+    fn broadcast(&self, message: Message) -> Result<usize, ServerError> {
+        self.server.handle().broadcast(message)
+    }
+
+    fn cluster_clients(&self) -> Option<Vec<ClusterClient>> {
+        self.server.handle().cluster_clients().ok().flatten()
+    }
+
+    fn send(&self, name: &str, message: Message) -> Result<Sent, ServerError> {
         self.server.handle().send(name, message)
     }
 
@@ -165,3 +177,4 @@ fn a_shutdown_from_the_handler_stops_the_server() {
         "the server stopped"
     );
 }
+crate::cluster_tests!(start_with);

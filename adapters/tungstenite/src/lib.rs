@@ -10,6 +10,8 @@
 //!   into tungstenite messages;
 //! - [`front`]: every connection of a server from accept to end, over non-blocking
 //!   sockets, for whichever loop reports their readiness;
+//! - [`cluster`]: the backplanes that carry a cluster's messages between servers
+//!   (in memory, and Redis with the `redis` feature);
 //! - [`hub`]: the one server front: the server's core machine, the answer to every
 //!   request head, the connections' outboxes, what connections report and what the
 //!   application asks;
@@ -28,6 +30,7 @@
 struct ReadmeDoctests;
 
 pub mod client;
+pub mod cluster;
 pub mod front;
 pub mod hub;
 pub mod net;

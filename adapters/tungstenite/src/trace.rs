@@ -1,5 +1,5 @@
 //! `tracing` events for what the machines decide, with the `tracing` feature (on by
-//! default): targets `heartline::client` and `heartline::server`. Without the feature
+//! default): targets `heartline::client`, `heartline::server` and `heartline::cluster`. Without the feature
 //! every function here is empty and inlined away.
 //!
 //! Levels: `info` for a connection's life (open, closed, replaced, reconnect
@@ -8,7 +8,7 @@
 //! unconfirmed), `error` for a client that gave up, `trace` for every heartbeat sent
 //! and answered.
 
-use heartline_core::{ConnId, Notice, ServerNotice};
+use heartline_core::{ClusterNotice, ConnId, Notice, ServerNotice};
 
 /// A client's notice.
 #[inline]
@@ -150,4 +150,56 @@ pub fn server_ping(conn: ConnId) {
     tracing::trace!(target: "heartline::server", conn = conn.0, "heartbeat sent");
     #[cfg(not(feature = "tracing"))]
     let _ = conn;
+}
+
+/// A cluster's notice.
+#[inline]
+pub fn cluster_notice(notice: &ClusterNotice) {
+    #[cfg(feature = "tracing")]
+    {
+        use tracing::{debug, info, warn};
+        const T: &str = "heartline::cluster";
+        match notice {
+            ClusterNotice::SendResult { id, outcome } => {
+                debug!(target: T, id = id.0, outcome = ?outcome, "send answered")
+            }
+            ClusterNotice::NodeUp { node } => info!(target: T, node = %node, "node up"),
+            ClusterNotice::NodeDown { node, clients } => {
+                warn!(target: T, node = %node, clients, "node down: its clients left")
+            }
+            ClusterNotice::Backplane { up: true } => info!(target: T, "backplane up"),
+            ClusterNotice::Backplane { up: false } => {
+                warn!(target: T, "backplane down: serving this node's clients alone")
+            }
+        }
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = notice;
+}
+
+/// A backplane connection failed (it is retried).
+#[inline]
+pub fn backplane_lost(error: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: "heartline::cluster", %error, "backplane connection lost");
+    #[cfg(not(feature = "tracing"))]
+    let _ = error;
+}
+
+/// A message for the backplane was dropped, and why.
+#[inline]
+pub fn backplane_dropped(why: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: "heartline::cluster", why, "backplane message dropped");
+    #[cfg(not(feature = "tracing"))]
+    let _ = why;
+}
+
+/// A message from the backplane did not decode.
+#[inline]
+pub fn backplane_garbled(error: &dyn std::fmt::Display) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: "heartline::cluster", %error, "backplane message does not decode");
+    #[cfg(not(feature = "tracing"))]
+    let _ = error;
 }

@@ -143,6 +143,15 @@ impl HttpResponse {
         }
     }
 
+    /// An `application/json` answer with status 200.
+    pub fn json(body: String) -> Self {
+        HttpResponse {
+            status: 200,
+            content_type: Cow::Borrowed("application/json"),
+            body: Cow::Owned(body.into_bytes()),
+        }
+    }
+
     /// The bytes to write: status line, headers (`Connection: close`) and body.
     pub fn to_bytes(&self) -> Vec<u8> {
         let reason = tungstenite::http::StatusCode::from_u16(self.status)

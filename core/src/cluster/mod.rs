@@ -309,6 +309,9 @@ impl Cluster {
     pub fn handle_backplane(&mut self, now: Instant, up: bool) {
         self.clamp(now);
         let was = std::mem::replace(&mut self.backplane_up, up);
+        if up != was {
+            self.notices.push_back(ClusterNotice::Backplane { up });
+        }
         if up && !was {
             self.announce();
         }

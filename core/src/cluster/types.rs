@@ -173,4 +173,10 @@ pub enum ClusterNotice {
         /// How many of its clients were dropped.
         clients: usize,
     },
+    /// The backplane became reachable (`up`) or not, as [`Cluster::handle_backplane`]
+    /// was told. While it is down this node serves its own clients alone.
+    Backplane {
+        /// Whether it is reachable now.
+        up: bool,
+    },
 }

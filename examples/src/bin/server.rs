@@ -13,7 +13,6 @@
 //! `connected` (`name`), `replaced` (`name`), `evicted` (`name`, `reason`),
 //! `disconnected` (`name`, `code`), `rejected` (`path`, `status`).
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,13 +20,14 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use heartline_blocking::hub::ServerEvent;
+use heartline_blocking::cluster::redis::Redis;
+use heartline_blocking::cluster::ClusterSetup;
+use heartline_blocking::hub::{HttpHandler, ServerConfig};
 use heartline_blocking::wire::HttpResponse;
-use heartline_core::{
-    ConnId, Message, NameSource, OriginRule, PathRule, ServerConfig, ServerNotice,
-};
+use heartline_core::{ClusterConfig, NameSource, OriginRule, PathRule};
 use heartline_examples::args::{duration, millis};
 use heartline_examples::jsonl::{quote, EventLog, Value};
+use heartline_examples::relay::{self, Relay};
 
 /// The page served at `/`, with the WebSocket path filled in at startup.
 const PAGE: &str = include_str!("../../static/index.html");
@@ -82,6 +82,15 @@ struct Args {
     /// such messages echoed back.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_message_bytes: Option<u64>,
+    /// Join a cluster on the Redis server at URL (`redis://127.0.0.1:6379`): names,
+    /// `{"to": NAME}` messages, broadcasts and `GET /clients` span every node. With
+    /// Redis unreachable the node serves its own clients and retries.
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+    /// This node's id in the cluster, unique among its nodes [default: generated from
+    /// the process id and the time].
+    #[arg(long, value_name = "ID", requires = "cluster")]
+    node_id: Option<String>,
 }
 
 fn ws_path(path: &str) -> Result<String, String> {
@@ -94,8 +103,8 @@ fn ws_path(path: &str) -> Result<String, String> {
 
 /// The core's configuration: seed 002's defaults, with the path, timings and admission
 /// rules given.
-fn core_config(args: &Args) -> ServerConfig {
-    let mut config = ServerConfig::default();
+fn core_config(args: &Args) -> heartline_core::ServerConfig {
+    let mut config = heartline_core::ServerConfig::default();
     config.upgrade.path = PathRule::Exact(args.path.clone());
     config.upgrade.origin = if args.any_origin {
         OriginRule::Any
@@ -141,144 +150,99 @@ fn core_config(args: &Args) -> ServerConfig {
     config
 }
 
-/// Answers `GET /` (and `/index.html`) with the page; anything else is left to the
-/// server (404).
-fn page_handler(
-    ws_path: &str,
-) -> impl Fn(&heartline_blocking::wire::Request) -> Option<HttpResponse> {
+/// Answers `GET /` (and `/index.html`) with the page and `GET /clients` with the
+/// cluster's clients; anything else is left to the server (404).
+fn http_handler(ws_path: &str, node: String) -> HttpHandler {
     let page = PAGE.replace("/*WS_PATH*/'/ws/'", &quote(ws_path));
     // Built once and served for the life of the program.
     let page: &'static str = Box::leak(page.into_boxed_str());
-    move |request| {
-        let served =
-            request.method() == "GET" && matches!(request.uri().path(), "/" | "/index.html");
-        served.then(|| HttpResponse::html(page))
-    }
+    Arc::new(move |request, directory| {
+        if request.method() != "GET" {
+            return None;
+        }
+        match request.uri().path() {
+            "/" | "/index.html" => Some(HttpResponse::html(page)),
+            "/clients" => Some(HttpResponse::json(relay::clients_json(directory, &node))),
+            _ => None,
+        }
+    })
 }
 
-/// A client's name, `null` for an anonymous one.
-fn name(n: &Option<std::sync::Arc<str>>) -> Value {
-    Value::from(n.as_deref())
+/// This node's id: given, or made from the process id and the time.
+fn node_id(args: &Args) -> String {
+    args.node_id.clone().unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!("node-{}-{nanos:08x}", std::process::id())
+    })
 }
 
-/// Prints an event line; returns a message to echo.
-fn report(log: &EventLog, event: ServerEvent) -> Option<(ConnId, Message)> {
-    match event {
-        ServerEvent::Message { conn, message, .. } => return Some((conn, message)),
-        ServerEvent::Notice(notice) => match notice {
-            ServerNotice::Opened { name: n, .. } => log.emit("connected", &[("name", name(&n))]),
-            ServerNotice::Replaced { name: n, .. } => {
-                log.emit("replaced", &[("name", Value::from(&*n))]);
-            }
-            ServerNotice::Closed {
-                name: n,
-                code,
-                evicted,
-                ..
-            } => {
-                if let Some(reason) = evicted {
-                    log.emit(
-                        "evicted",
-                        &[("name", name(&n)), ("reason", reason.as_str().into())],
-                    );
-                }
-                log.emit("disconnected", &[("name", name(&n)), ("code", code.into())]);
-            }
-            ServerNotice::Rejected { path, status } => {
-                log.emit(
-                    "rejected",
-                    &[
-                        ("path", Value::from(path.as_str())),
-                        ("status", status.into()),
-                    ],
-                );
-            }
-            ServerNotice::ShutdownComplete => log.emit("stopped", &[]),
-        },
-    }
-    None
-}
-
-fn listening(log: &EventLog, addr: SocketAddr) {
-    log.emit("listening", &[("addr", Value::from(addr.to_string()))]);
-}
-
-fn run_blocking(args: &Args, log: &EventLog) -> Result<(), String> {
-    use heartline_blocking::server::{Server, ServerConfig as BlockingConfig};
-    let config = BlockingConfig {
-        core: core_config(args),
-        http: Some(std::sync::Arc::new(page_handler(&args.path))),
-        ..BlockingConfig::default()
+/// The server's configuration, the cluster's included.
+fn server_config(args: &Args, node: &str) -> Result<ServerConfig, String> {
+    let cluster = match &args.cluster {
+        None => None,
+        Some(url) => {
+            let redis = Redis::open(url).map_err(|e| format!("--cluster: {e}"))?;
+            Some(ClusterSetup::new(ClusterConfig::new(node), redis))
+        }
     };
+    Ok(ServerConfig {
+        core: core_config(args),
+        http: Some(http_handler(&args.path, node.to_owned())),
+        cluster,
+        ..ServerConfig::default()
+    })
+}
+
+fn run(args: &Args, log: EventLog) -> Result<(), String> {
+    let node = node_id(args);
+    let config = server_config(args, &node)?;
     let cannot = |e: std::io::Error| format!("cannot listen on {}: {e}", args.listen);
     let addrs = std::net::ToSocketAddrs::to_socket_addrs(args.listen.as_str()).map_err(cannot)?;
     let listener = heartline_blocking::net::listener(addrs).map_err(cannot)?;
-    listening(log, listener.local_addr().map_err(cannot)?);
-    // Events are handled on the server's own thread, and echoes go out from there at
-    // once: no round trip between threads per message.
-    let log = *log;
-    let server = Server::start_with_handler(listener, config, move |event, responder| {
-        if let Some((conn, message)) = report(&log, event) {
-            // The client may have gone since: then there is nobody to echo to.
-            let _ = responder.send_to(conn, message);
-        }
-    })
-    .map_err(cannot)?;
-    // Nothing is queued with a handler: this returns once the server has stopped.
-    while server.recv().is_some() {}
-    Ok(())
-}
-
-async fn run_async(
-    server: heartline_async::server::Server,
-    addr: SocketAddr,
-    log: &EventLog,
-) -> Result<(), String> {
-    listening(log, addr);
-    let handle = server.handle();
-    while let Some(event) = server.next_event().await {
-        if let Some((conn, message)) = report(log, event) {
-            // The client may have gone since: then there is nobody to echo to.
-            let _ = handle.send_to(conn, message).await;
-        }
+    let addr = listener.local_addr().map_err(cannot)?;
+    let mut fields = vec![("addr", Value::from(addr.to_string()))];
+    if args.cluster.is_some() {
+        fields.push(("node", Value::from(node)));
     }
-    Ok(())
-}
-
-fn async_config(args: &Args) -> heartline_async::server::ServerConfig {
-    heartline_async::server::ServerConfig {
-        core: core_config(args),
-        http: Some(std::sync::Arc::new(page_handler(&args.path))),
-        ..Default::default()
-    }
-}
-
-fn run(args: &Args, log: &EventLog) -> Result<(), String> {
-    let cannot = |e: std::io::Error| format!("cannot listen on {}: {e}", args.listen);
+    log.emit("listening", &fields);
+    // Events are handled on the server loop itself, and what they send goes out from
+    // there at once: no round trip between threads per message.
+    let mut relay = Relay::new(log);
     match args.runtime {
-        Runtime::Blocking => run_blocking(args, log),
-        Runtime::Smol => {
-            // One thread runs the reactor and every task: no hand-offs between threads.
-            let executor = std::sync::Arc::new(smol::Executor::new());
-            smol::block_on(executor.run(async {
-                let listen = heartline_async::server::smol::listen_on(
-                    executor.clone(),
-                    args.listen.as_str(),
-                    async_config(args),
-                );
-                let (server, addr) = listen.await.map_err(cannot)?;
-                run_async(server, addr, log).await
-            }))
+        Runtime::Blocking => {
+            use heartline_blocking::server::{Responder, Server};
+            let handler =
+                move |event, responder: &mut Responder<'_>| relay.handle(event, responder);
+            let server = Server::start_with_handler(listener, config, handler).map_err(cannot)?;
+            // Nothing is queued with a handler: this returns once the server has stopped.
+            while server.recv().is_some() {}
         }
-        Runtime::AsyncStd => async_std::task::block_on(async {
-            let listen = heartline_async::server::async_std::listen(
-                args.listen.as_str(),
-                async_config(args),
-            );
-            let (server, addr) = listen.await.map_err(cannot)?;
-            run_async(server, addr, log).await
-        }),
+        Runtime::Smol => {
+            use heartline_async::server::{Responder, Server};
+            let handler =
+                move |event, responder: &mut Responder<'_>| relay.handle(event, responder);
+            let (server, driver) =
+                Server::start_with_handler(listener, config, handler).map_err(cannot)?;
+            // One thread runs the reactor and the driver: no hand-offs between threads.
+            let executor = smol::Executor::new();
+            smol::block_on(executor.run(async {
+                executor.spawn(driver).detach();
+                while server.next_event().await.is_some() {}
+            }));
+        }
+        Runtime::AsyncStd => {
+            use heartline_async::server::{Responder, Server};
+            let handler =
+                move |event, responder: &mut Responder<'_>| relay.handle(event, responder);
+            let (server, driver) =
+                Server::start_with_handler(listener, config, handler).map_err(cannot)?;
+            async_std::task::spawn(driver);
+            async_std::task::block_on(async { while server.next_event().await.is_some() {} });
+        }
     }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -289,7 +253,7 @@ fn main() -> ExitCode {
         eprintln!("server: {e}");
         return ExitCode::from(2);
     }
-    match run(&args, &log) {
+    match run(&args, log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("server: {message}");

@@ -60,7 +60,7 @@ use heartline_tungstenite::front::event_loop::{EventLoop, Remote};
 use heartline_tungstenite::front::{self, FrontChannels, Replies, Sink};
 use heartline_tungstenite::hub::{self, Request, Target};
 pub use heartline_tungstenite::hub::{
-    ClientInfo, HttpHandler, ServerConfig, ServerError, ServerEvent,
+    ClientInfo, ClusterClient, Directory, HttpHandler, Sent, ServerConfig, ServerError, ServerEvent,
 };
 pub use heartline_tungstenite::wire::{Buffers, HttpResponse, Request as HttpRequest};
 
@@ -273,8 +273,9 @@ impl fmt::Debug for ServerHandle {
 }
 
 impl ServerHandle {
-    /// Sends `message` to the client registered as `name`.
-    pub async fn send(&self, name: &str, message: impl Into<Message>) -> Result<(), ServerError> {
+    /// Sends `message` to the client registered as `name`: in a cluster, wherever it
+    /// is ([`Sent::Away`]: the answer comes as a [`ServerEvent::Cluster`]).
+    pub async fn send(&self, name: &str, message: impl Into<Message>) -> Result<Sent, ServerError> {
         let target = Target::Name(name.to_owned());
         let message = message.into();
         self.ask(|reply| Request::Send(target, message, reply))
@@ -290,12 +291,26 @@ impl ServerHandle {
         let message = message.into();
         self.ask(|reply| Request::Send(Target::Conn(conn), message, reply))
             .await?
+            .map(drop)
     }
 
-    /// Sends `message` to every registered client; returns how many took it.
+    /// Sends `message` to every open connection (in a cluster, on every node); returns
+    /// how many on this server took it.
     pub async fn broadcast(&self, message: impl Into<Message>) -> Result<usize, ServerError> {
         let message = message.into();
-        self.ask(|reply| Request::Broadcast(message, reply)).await
+        self.ask(|reply| Request::Broadcast(message, None, reply))
+            .await
+    }
+
+    /// [`ServerHandle::broadcast`] to everyone but `except` (the sender, in a chat).
+    pub async fn broadcast_except(
+        &self,
+        except: ConnId,
+        message: impl Into<Message>,
+    ) -> Result<usize, ServerError> {
+        let message = message.into();
+        self.ask(|reply| Request::Broadcast(message, Some(except), reply))
+            .await
     }
 
     /// The client registered as `name`.
@@ -307,6 +322,12 @@ impl ServerHandle {
     /// Every registered client.
     pub async fn clients(&self) -> Result<Vec<ClientInfo>, ServerError> {
         self.ask(Request::Clients).await
+    }
+
+    /// Every client of the cluster, as this node knows them (`None` without a
+    /// cluster).
+    pub async fn cluster_clients(&self) -> Result<Option<Vec<ClusterClient>>, ServerError> {
+        self.ask(Request::ClusterClients).await
     }
 
     /// Starts a graceful shutdown: every client gets a Close frame with 1001, new

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_io::Timer;
 use futures_lite::future;
-use heartline_async::server::{ClientInfo, Server, ServerConfig, ServerError, ServerEvent};
+use heartline_async::server::{
+    ClientInfo, ClusterClient, Sent, Server, ServerConfig, ServerError, ServerEvent,
+};
 use heartline_core::Message;
 
 use super::server_scenarios::TestServer;
@@ -49,7 +51,17 @@ impl TestServer for AsyncServer {
         async_io::block_on(self.server.handle().clients())
     }
 
-    fn send(&self, name: &str, message: Message) -> Result<(), ServerError> {
+    fn broadcast(&self, message: Message) -> Result<usize, ServerError> {
+        async_io::block_on(self.server.handle().broadcast(message))
+    }
+
+    fn cluster_clients(&self) -> Option<Vec<ClusterClient>> {
+        async_io::block_on(self.server.handle().cluster_clients())
+            .ok()
+            .flatten()
+    }
+
+    fn send(&self, name: &str, message: Message) -> Result<Sent, ServerError> {
         async_io::block_on(self.server.handle().send(name, message))
     }
 

@@ -15,6 +15,8 @@ pub mod async_client;
 
 // The raw clients and the scenarios of heartline-blocking's server tests: every
 // server runtime is tested with the same clients and the same scenarios.
+#[path = "../../../blocking/tests/common/cluster_scenarios.rs"]
+pub mod cluster_scenarios;
 #[path = "../../../blocking/tests/common/server.rs"]
 pub mod server;
 #[path = "../../../blocking/tests/common/server_scenarios.rs"]

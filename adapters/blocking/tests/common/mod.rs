@@ -6,5 +6,6 @@ pub mod client_peer;
 pub mod client_scenarios;
 pub mod client_violations;
 
+pub mod cluster_scenarios;
 pub mod server;
 pub mod server_scenarios;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 // The types both servers share (re-exported by heartline-blocking and heartline-async).
 use heartline_core::{close_code, ConnId, EvictReason, Message, ServerNotice};
-use heartline_tungstenite::hub::{ClientInfo, ServerError, ServerEvent};
+use heartline_tungstenite::hub::{ClientInfo, ClusterClient, Sent, ServerError, ServerEvent};
 
 use super::server::*;
 
@@ -21,7 +21,11 @@ pub trait TestServer {
     /// The registry.
     fn clients(&self) -> Result<Vec<ClientInfo>, ServerError>;
     /// Sends to a name.
-    fn send(&self, name: &str, message: Message) -> Result<(), ServerError>;
+    fn send(&self, name: &str, message: Message) -> Result<Sent, ServerError>;
+    /// Broadcasts; how many on this server took it.
+    fn broadcast(&self, message: Message) -> Result<usize, ServerError>;
+    /// The cluster's registry (`None` without a cluster).
+    fn cluster_clients(&self) -> Option<Vec<ClusterClient>>;
     /// Starts a graceful shutdown.
     fn shutdown(&self);
     /// Waits up to `wait` for the server to stop; whether it did.

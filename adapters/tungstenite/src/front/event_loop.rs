@@ -20,6 +20,7 @@ use mio::net::{TcpListener as MioListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
 use super::{Front, FrontChannels, Replies, Sink, Socket};
+use crate::cluster::{BackplaneEvent, Inbox};
 use crate::hub::{Request, ServerConfig, ServerError, Wait};
 
 /// The listener's token; connections use their key.
@@ -98,6 +99,7 @@ pub struct EventLoop<R: Replies> {
     listener: MioListener,
     front: Front<MioSocket, R>,
     requests: Receiver<Request<FrontChannels<R>>>,
+    backplane: Receiver<BackplaneEvent>,
     /// Readiness may be waiting beyond the last batch: then what already arrived is
     /// read before any deadline is handled, so a loop that fell behind does not evict
     /// clients whose answers sit unread in their sockets.
@@ -124,23 +126,33 @@ impl<R: Replies> EventLoop<R> {
     ) -> io::Result<(EventLoop<R>, Remote<R>)> {
         listener.set_nonblocking(true)?;
         let mut listener = MioListener::from_std(listener);
-        let front = Front::new(config, sink, Instant::now())
+        let mut front = Front::new(config, sink, Instant::now())
             .map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, requests) = mpsc::channel();
+        // What the cluster's backplane has for this node wakes the loop like a request.
+        let (to_loop, backplane) = mpsc::channel();
+        let wake = Arc::clone(&waker);
+        front.join(Inbox::new(move |event| {
+            let taken = to_loop.send(event).is_ok();
+            let _ = wake.wake();
+            taken
+        }))?;
+        let remote = Remote { tx, waker };
         let event_loop = EventLoop {
             poll,
             events: Events::with_capacity(EVENTS),
             listener,
             front,
             requests,
+            backplane,
             behind: false,
             catching_up: 0,
         };
-        Ok((event_loop, Remote { tx, waker }))
+        Ok((event_loop, remote))
     }
 
     /// A handle on the poller to register with another reactor: its descriptor is
@@ -182,6 +194,9 @@ impl<R: Replies> EventLoop<R> {
                 WAKER => {
                     while let Ok(request) = self.requests.try_recv() {
                         self.front.request(now, request);
+                    }
+                    while let Ok(event) = self.backplane.try_recv() {
+                        self.front.backplane(now, event);
                     }
                 }
                 Token(key) => {

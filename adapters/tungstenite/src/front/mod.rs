@@ -29,7 +29,7 @@ use tungstenite::protocol::Role;
 use tungstenite::{Message as WsMessage, WebSocket};
 
 use crate::hub::{
-    Answer, Channels, ClientInfo, Hub, Input, Out, Outbox, Reply, Request, ServerConfig,
+    Answer, Channels, ClientInfo, Hub, Input, Out, Outbox, Reply, Request, Sent, ServerConfig,
     ServerError, ServerEvent, Target, Then, Wait,
 };
 use crate::{lock, wire};
@@ -125,8 +125,9 @@ impl<R: Replies> fmt::Debug for Responder<'_, R> {
 }
 
 impl<R: Replies> Responder<'_, R> {
-    /// Sends `message` to the client registered as `name`.
-    pub fn send(&mut self, name: &str, message: impl Into<Message>) -> Result<(), ServerError> {
+    /// Sends `message` to the client registered as `name`: in a cluster, wherever it
+    /// is ([`Sent::Away`] when on another node).
+    pub fn send(&mut self, name: &str, message: impl Into<Message>) -> Result<Sent, ServerError> {
         let target = Target::Name(name.to_owned());
         self.hub.send(self.now, &target, message.into())
     }
@@ -137,12 +138,24 @@ impl<R: Replies> Responder<'_, R> {
         conn: ConnId,
         message: impl Into<Message>,
     ) -> Result<(), ServerError> {
-        self.hub.send(self.now, &Target::Conn(conn), message.into())
+        let target = Target::Conn(conn);
+        self.hub.send(self.now, &target, message.into()).map(drop)
     }
 
-    /// Sends `message` to every open connection; returns how many took it.
+    /// Sends `message` to every open connection (in a cluster, on every node); returns
+    /// how many on this server took it.
     pub fn broadcast(&mut self, message: impl Into<Message>) -> usize {
-        self.hub.broadcast(self.now, message.into())
+        self.hub.broadcast(self.now, message.into(), None)
+    }
+
+    /// [`Responder::broadcast`] to everyone but `except` (the sender, in a chat).
+    pub fn broadcast_except(&mut self, except: ConnId, message: impl Into<Message>) -> usize {
+        self.hub.broadcast(self.now, message.into(), Some(except))
+    }
+
+    /// Who is connected, here and in the cluster.
+    pub fn directory(&self) -> crate::hub::Directory<'_> {
+        self.hub.directory()
     }
 
     /// The client registered as `name`.
@@ -248,6 +261,16 @@ impl<S: Socket, R: Replies> Front<S, R> {
                 self.readable_slot(now, slot);
             }
         }
+    }
+
+    /// Joins the cluster's backplane, if the server is in one (see [`Hub::join`]).
+    pub fn join(&mut self, inbox: crate::cluster::Inbox) -> std::io::Result<()> {
+        self.hub.join(inbox)
+    }
+
+    /// What the backplane has for this node.
+    pub fn backplane(&mut self, now: Instant, event: crate::cluster::BackplaneEvent) {
+        self.hub.backplane(now, event);
     }
 
     /// Carries out one of the application's requests.

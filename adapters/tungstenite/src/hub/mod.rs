@@ -19,9 +19,13 @@
 //! A loop never times anything itself: [`Hub::deadline`] is the one timer for every
 //! connection, handshakes and stalled writes included.
 
+mod node;
 mod types;
 
-pub use types::{ClientInfo, HttpHandler, ServerConfig, ServerError, ServerEvent, Target};
+pub use types::{
+    ClientInfo, ClusterClient, Directory, HttpHandler, Sent, ServerConfig, ServerError,
+    ServerEvent, Target,
+};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -35,6 +39,8 @@ use heartline_core::{
 use tungstenite::handshake::server::Request as HttpRequest;
 use tungstenite::Message as WsMessage;
 
+use self::node::Node;
+use crate::cluster::{BackplaneEvent, Inbox};
 use crate::wire::{self, HttpResponse};
 pub use crate::Wait;
 
@@ -84,13 +90,16 @@ pub enum Input {
 /// What the application asks of the server.
 pub enum Request<C: Channels> {
     /// Send a message to a client.
-    Send(Target, Message, C::Reply<Result<(), ServerError>>),
-    /// Send a message to every open connection; the answer is how many took it.
-    Broadcast(Message, C::Reply<usize>),
+    Send(Target, Message, C::Reply<Result<Sent, ServerError>>),
+    /// Send a message to every open connection (but the one given), and to every
+    /// other node's in a cluster; the answer is how many on this server took it.
+    Broadcast(Message, Option<ConnId>, C::Reply<usize>),
     /// Look a name up.
     Lookup(String, C::Reply<Option<ClientInfo>>),
     /// List the registry.
     Clients(C::Reply<Vec<ClientInfo>>),
+    /// List the cluster's registry (`None` without a cluster).
+    ClusterClients(C::Reply<Option<Vec<ClusterClient>>>),
     /// Start a graceful shutdown.
     Shutdown,
 }
@@ -152,6 +161,7 @@ pub struct Hub<C: Channels> {
     core: Server<WsMessage>,
     conns: HashMap<ConnId, C::Outbox>,
     http: Option<HttpHandler>,
+    cluster: Option<Node>,
 }
 
 impl<C: Channels> fmt::Debug for Hub<C> {
@@ -169,17 +179,48 @@ impl<C: Channels> Hub<C> {
             core: Server::with_payload_len(config.core.clone(), now, WsMessage::len)?,
             conns: HashMap::new(),
             http: config.http.clone(),
+            cluster: config
+                .cluster
+                .as_ref()
+                .map(|setup| Node::new(setup, now))
+                .transpose()?,
         })
     }
 
-    /// The one deadline for every connection: call [`Hub::timeout`] then.
+    /// Joins the cluster's backplane (a server with [`ServerConfig::cluster`]; else
+    /// nothing to do). What the backplane has for this node must come back to
+    /// [`Hub::backplane`], through `inbox`.
+    pub fn join(&mut self, inbox: Inbox) -> std::io::Result<()> {
+        match self.cluster.as_mut() {
+            Some(node) => node.join(inbox),
+            None => Ok(()),
+        }
+    }
+
+    /// The one deadline for every connection (and the cluster's heartbeats, node
+    /// expiries and send timeouts): call [`Hub::timeout`] then.
     pub fn deadline(&self) -> Option<Instant> {
-        self.core.poll_timeout()
+        let cluster = self.cluster.as_ref().and_then(|n| n.machine.poll_timeout());
+        match (self.core.poll_timeout(), cluster) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The deadline passed.
     pub fn timeout(&mut self, now: Instant) {
         self.core.handle_timeout(now);
+        if let Some(node) = self.cluster.as_mut() {
+            node.machine.handle_timeout(now);
+        }
+    }
+
+    /// Who is connected: this server's registry, and the cluster's.
+    pub fn directory(&self) -> Directory<'_> {
+        Directory {
+            core: &self.core,
+            cluster: self.cluster.as_ref().map(|n| &n.machine),
+        }
     }
 
     /// Whether a shutdown finished and every connection has ended: the owner may stop.
@@ -227,7 +268,8 @@ impl<C: Channels> Hub<C> {
     /// handshake rules (a plain GET, no key, wrong version) gets 400.
     pub fn answer(&mut self, now: Instant, request: &HttpRequest) -> Answer {
         if !wire::is_upgrade(request) {
-            if let Some(response) = self.http.as_ref().and_then(|h| h(request)) {
+            let directory = self.directory();
+            if let Some(response) = self.http.as_ref().and_then(|h| h(request, &directory)) {
                 return Answer::refuse(&response);
             }
         }
@@ -290,10 +332,7 @@ impl<C: Channels> Hub<C> {
                     return;
                 }
                 if let Some(delivered) = wire::from_message(message) {
-                    while let Some(notice) = self.core.poll_notice() {
-                        crate::trace::server_notice(&notice);
-                        events(ServerEvent::Notice(notice));
-                    }
+                    self.notices(now, &mut events);
                     let name = self.core.name(conn).map(Arc::from);
                     events(ServerEvent::Message {
                         conn,
@@ -321,26 +360,45 @@ impl<C: Channels> Hub<C> {
     pub fn request(&mut self, now: Instant, request: Request<C>) {
         match request {
             Request::Send(target, message, reply) => reply.reply(self.send(now, &target, message)),
-            Request::Broadcast(message, reply) => reply.reply(self.broadcast(now, message)),
+            Request::Broadcast(message, except, reply) => {
+                reply.reply(self.broadcast(now, message, except));
+            }
             Request::Lookup(name, reply) => reply.reply(self.lookup(&name)),
             Request::Clients(reply) => reply.reply(self.clients()),
+            Request::ClusterClients(reply) => reply.reply(self.directory().cluster_clients()),
             Request::Shutdown => self.shutdown(now),
         }
     }
 
-    /// Sends `message` to a client.
+    /// What the backplane has for this node (see [`Hub::join`]).
+    pub fn backplane(&mut self, now: Instant, event: BackplaneEvent) {
+        if let Some(node) = self.cluster.as_mut() {
+            node.backplane(now, event);
+        }
+    }
+
+    /// Sends `message` to a client: in a cluster, a name held on another node is sent
+    /// there ([`Sent::Away`]).
     pub fn send(
         &mut self,
         now: Instant,
         target: &Target,
         message: Message,
-    ) -> Result<(), ServerError> {
+    ) -> Result<Sent, ServerError> {
+        if let (Target::Name(name), Some(node)) = (target, self.cluster.as_mut()) {
+            if node.is_elsewhere(name) {
+                return match node.machine.send_to(now, name, None, message) {
+                    heartline_core::Route::Remote(id) => Ok(Sent::Away(id)),
+                    _ => Err(ServerError::NotConnected),
+                };
+            }
+        }
         let message = wire::to_message(message);
         let sent = match target {
             Target::Conn(conn) => self.core.send(now, *conn, message),
             Target::Name(name) => self.core.send_to(now, name, message),
         };
-        sent.map_err(|e| match e.kind {
+        sent.map(|()| Sent::Here).map_err(|e| match e.kind {
             ServerSendErrorKind::NotOpen | ServerSendErrorKind::UnknownName => {
                 ServerError::NotConnected
             }
@@ -349,28 +407,25 @@ impl<C: Channels> Hub<C> {
         })
     }
 
-    /// Sends `message` to every open connection; returns how many took it.
-    pub fn broadcast(&mut self, now: Instant, message: Message) -> usize {
-        self.core.broadcast(now, wire::to_message(message))
-    }
-
-    /// The client registered as `name`.
-    pub fn lookup(&self, name: &str) -> Option<ClientInfo> {
-        self.core.lookup(name).map(|conn| ClientInfo {
-            conn,
-            name: name.to_owned(),
-        })
-    }
-
-    /// Every registered client.
-    pub fn clients(&self) -> Vec<ClientInfo> {
+    /// Sends `message` to every open connection but `except`, and in a cluster to
+    /// every other node's clients (at most once each); returns how many on this
+    /// server took it.
+    pub fn broadcast(&mut self, now: Instant, message: Message, except: Option<ConnId>) -> usize {
+        if let Some(node) = self.cluster.as_mut() {
+            node.broadcast(now, message.clone());
+        }
         self.core
-            .clients()
-            .map(|(name, conn)| ClientInfo {
-                conn,
-                name: name.to_owned(),
-            })
-            .collect()
+            .broadcast_except(now, wire::to_message(message), except)
+    }
+
+    /// The client registered as `name` on this server.
+    pub fn lookup(&self, name: &str) -> Option<ClientInfo> {
+        self.directory().lookup(name)
+    }
+
+    /// Every client registered on this server.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        self.directory().clients()
     }
 
     /// Starts a graceful shutdown (see [`Request::Shutdown`]).
@@ -381,6 +436,32 @@ impl<C: Channels> Hub<C> {
     /// Hands the core's actions to their connections' outboxes and its notices to
     /// `events`. Call after every [`Hub::input`], [`Hub::request`] and [`Hub::timeout`].
     pub fn dispatch(&mut self, mut events: impl FnMut(ServerEvent)) {
+        loop {
+            self.dispatch_core(&mut events);
+            let Some(node) = self.cluster.as_mut() else {
+                return;
+            };
+            let now = Instant::now();
+            let acted = node.pump(now, &mut self.core, |n| events(ServerEvent::Cluster(n)));
+            if !acted {
+                return;
+            }
+        }
+    }
+
+    /// The core's notices, to `events`; the cluster learns of clients opened and
+    /// closed here.
+    fn notices(&mut self, now: Instant, events: &mut impl FnMut(ServerEvent)) {
+        while let Some(notice) = self.core.poll_notice() {
+            crate::trace::server_notice(&notice);
+            if let Some(node) = self.cluster.as_mut() {
+                node.noticed(now, &notice);
+            }
+            events(ServerEvent::Notice(notice));
+        }
+    }
+
+    fn dispatch_core(&mut self, events: &mut impl FnMut(ServerEvent)) {
         while let Some(action) = self.core.poll_action() {
             let conn = action.conn();
             let out = match action {
@@ -411,10 +492,7 @@ impl<C: Channels> Hub<C> {
                 outbox.push(out);
             }
         }
-        while let Some(notice) = self.core.poll_notice() {
-            crate::trace::server_notice(&notice);
-            events(ServerEvent::Notice(notice));
-        }
+        self.notices(Instant::now(), events);
     }
 }
 
