@@ -9,9 +9,16 @@
 //! `--anonymous` admits clients without a name under generated ids. `server --help`
 //! lists every flag.
 //!
-//! Events are JSON lines on stdout with `"event"` and `"t_ms"`: `listening` (`addr`),
-//! `connected` (`name`), `replaced` (`name`), `evicted` (`name`, `reason`),
-//! `disconnected` (`name`, `code`), `rejected` (`path`, `status`).
+//! With `--cluster redis://HOST:PORT` it is a node of a cluster: names, replacement
+//! and `GET /clients` span every node, and a text message `{"to": NAME, "data": ANY}`
+//! goes to NAME wherever it is (`"to": "*"`: to everyone else), the sender told
+//! whether it was delivered. Other messages are echoed.
+//!
+//! Events are JSON lines on stdout with `"event"` and `"t_ms"`: `listening` (`addr`,
+//! and `node` in a cluster), `connected` (`name`), `replaced` (`name`), `evicted`
+//! (`name`, `reason`), `disconnected` (`name`, `code`), `rejected` (`path`, `status`),
+//! and in a cluster `node_up` (`node`), `node_down` (`node`, `clients`), `backplane`
+//! (`up`).
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
