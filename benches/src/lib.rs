@@ -4,4 +4,5 @@
 pub mod echo;
 pub mod faults;
 pub mod load;
+pub mod procs;
 pub mod storm;

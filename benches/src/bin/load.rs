@@ -21,16 +21,15 @@
 //! The binaries default to the ones next to this one, so build them together:
 //! `cargo build --release -p heartline-examples --bin server -p heartline-benches --bins`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use heartline_benches::load::{count, flag_pairs, number, raise_fd_limit, ProcSample};
+use heartline_benches::load::{count, flag_pairs, number, raise_fd_limit};
+use heartline_benches::procs::{is_event, number_field, string_field, Process};
 
 const USAGE: &str =
     "usage: load [--server heartline|node|floor] [--runtime smol|async-std|blocking] \
@@ -116,77 +115,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// A child process that is killed when dropped, so no run leaves one behind.
-struct Process {
-    child: Child,
-    what: &'static str,
-}
-
-impl Process {
-    fn spawn(what: &'static str, cmd: &mut Command) -> Result<Process, String> {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start the {what} ({cmd:?}): {e}"))?;
-        Ok(Process { child, what })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn sample(&self) -> Result<ProcSample, String> {
-        ProcSample::read(self.pid()).map_err(|e| format!("cannot sample the {}: {e}", self.what))
-    }
-
-    /// Hands out the output lines, one by one, from a reader thread.
-    fn lines(&mut self) -> Receiver<String> {
-        let (tx, rx) = mpsc::channel();
-        if let Some(stdout) = self.child.stdout.take() {
-            thread::spawn(move || forward_lines(stdout, |line| tx.send(line).is_ok()));
-        }
-        rx
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn forward_lines(stdout: ChildStdout, mut each: impl FnMut(String) -> bool) {
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        if !each(line) {
-            break;
-        }
-    }
-}
-
-/// The string value of `"key":"..."` in a JSON line (values here hold no quotes).
-fn string_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
-    line[start..].split('"').next()
-}
-
-/// The number value of `"key":N` in a JSON line.
-fn number_field(line: &str, key: &str) -> Option<u64> {
-    let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let digits: String = line[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-fn is_event(line: &str, event: &str) -> bool {
-    line.contains(&format!("\"event\":\"{event}\""))
-}
-
 /// The server's stdout: the address it listens on, then counts of what it printed.
 struct ServerLog {
     evicted: Arc<AtomicUsize>,
@@ -259,7 +187,7 @@ fn run(args: &Args) -> Result<(), String> {
     let (mut server, addr, log) = start_server(args)?;
     let measured = measure(args, &server, &addr, &log, fd_limit);
     // A server that died explains most failures; say so.
-    match (measured, server.child.try_wait()) {
+    match (measured, server.try_wait()) {
         (Err(err), Ok(Some(status))) => Err(format!("{err} (the server exited: {status})")),
         (measured, _) => measured,
     }

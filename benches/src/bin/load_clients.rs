@@ -2,11 +2,15 @@
 //!
 //! ```text
 //! load_clients --url ws://127.0.0.1:PORT/ws/ [--clients 10000] [--batch 250] [--max-run-s 900]
+//!              [--name-prefix load-]
 //! ```
 //!
-//! Client `i` connects to `URL?name=load-i` (distinct names, so a server's registry
+//! Client `i` connects to `URL?name=<prefix>i` (distinct names, so a server's registry
 //! keeps them all), then only reads: tungstenite answers the server's Pings while
-//! reading, and the client sends nothing else. Connections are opened in batches
+//! reading, and the client sends nothing else. Text messages are counted: when the
+//! count changes (checked every second) a line
+//! `{"event":"texts","count":N,"last_unix_us":T}` says how many arrived in all and when
+//! the latest did (wall clock, to compare with another process's send time). Connections are opened in batches
 //! (each batch finishes before the next starts) so a server's accept backlog never
 //! overflows. The soft `RLIMIT_NOFILE` is raised to the hard limit first.
 //!
@@ -40,10 +44,11 @@ struct Args {
     clients: usize,
     batch: usize,
     max_run: Duration,
+    prefix: String,
 }
 
 const USAGE: &str =
-    "usage: load_clients --url ws://127.0.0.1:PORT/PATH [--clients 10000] [--batch 250] [--max-run-s 900]";
+    "usage: load_clients --url ws://127.0.0.1:PORT/PATH [--clients 10000] [--batch 250] [--max-run-s 900] [--name-prefix load-]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -51,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
         clients: 10_000,
         batch: 250,
         max_run: Duration::from_secs(900),
+        prefix: "load-".to_owned(),
     };
     for (flag, value) in flag_pairs(std::env::args().skip(1))? {
         match flag.as_str() {
@@ -58,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
             "--clients" => args.clients = count(&flag, &value)?,
             "--batch" => args.batch = count(&flag, &value)?,
             "--max-run-s" => args.max_run = Duration::from_secs(number(&flag, &value)?),
+            "--name-prefix" => args.prefix = value,
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
@@ -80,6 +87,8 @@ fn authority(url: &str) -> &str {
 struct Counts {
     live: Cell<usize>,
     dropped: Cell<usize>,
+    texts: Cell<usize>,
+    last_text_us: Cell<u128>,
 }
 
 async fn connect(url: String) -> Result<WebSocketStream<TcpStream>, String> {
@@ -123,7 +132,13 @@ async fn connect_with_retries(url: String) -> Result<WebSocketStream<TcpStream>,
 
 /// Reads until the connection ends; tungstenite queues and flushes the Pongs.
 async fn stay_connected(mut ws: WebSocketStream<TcpStream>, counts: Rc<Counts>) {
-    while let Some(Ok(_)) = ws.next().await {}
+    while let Some(Ok(message)) = ws.next().await {
+        if message.is_text() {
+            counts.texts.set(counts.texts.get() + 1);
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            counts.last_text_us.set(now.map_or(0, |d| d.as_micros()));
+        }
+    }
     counts.live.set(counts.live.get() - 1);
     counts.dropped.set(counts.dropped.get() + 1);
 }
@@ -140,8 +155,8 @@ async fn run(ex: &LocalExecutor<'_>, args: Args) {
         let batch: Vec<_> = (next..end)
             .map(|i| {
                 ex.spawn(connect_with_retries(format!(
-                    "{}{separator}name=load-{i}",
-                    args.url
+                    "{}{separator}name={}{i}",
+                    args.url, args.prefix
                 )))
             })
             .collect();
@@ -168,8 +183,14 @@ async fn run(ex: &LocalExecutor<'_>, args: Args) {
         started.elapsed().as_millis()
     );
     let mut reported = (counts.live.get(), counts.dropped.get());
+    let mut texts = 0;
     while started.elapsed() < args.max_run {
         Timer::after(Duration::from_secs(1)).await;
+        if counts.texts.get() != texts {
+            texts = counts.texts.get();
+            let last = counts.last_text_us.get();
+            println!("{{\"event\":\"texts\",\"count\":{texts},\"last_unix_us\":{last}}}");
+        }
         let now = (counts.live.get(), counts.dropped.get());
         if now != reported {
             reported = now;
