@@ -307,6 +307,8 @@ fn run(args: &Args) -> Result<(), String> {
         connecting.elapsed().as_secs_f64()
     );
 
+    // Settled before the probes connect: they answer pings only while they read.
+    thread::sleep(args.settle);
     let mut sender = probe(&nodes[0].addr, "probe-s")?;
     let mut receiver = probe(&nodes[1].addr, "probe-r")?;
     // Until node 0 knows where probe-r is.
@@ -324,7 +326,6 @@ fn run(args: &Args) -> Result<(), String> {
         }
         thread::sleep(Duration::from_millis(100));
     }
-    thread::sleep(args.settle);
     let evicted_before: usize = nodes
         .iter()
         .map(|n| n.evicted.load(Ordering::Relaxed))
@@ -379,6 +380,11 @@ fn run(args: &Args) -> Result<(), String> {
         .iter()
         .map(|n| n.process.sample())
         .collect::<Result<_, _>>()?;
+    let evicted_in_window = nodes
+        .iter()
+        .map(|n| n.evicted.load(Ordering::Relaxed))
+        .sum::<usize>()
+        - evicted_before;
     let window_s = window_start.elapsed().as_secs_f64();
 
     // One broadcast, to every client of every node.
@@ -445,7 +451,9 @@ fn run(args: &Args) -> Result<(), String> {
     );
     println!("send-to-name n0->n1: {} sent, one way p50 {p50:.2} ms p99 {p99:.2} ms; with the answer p50 {r50:.2} ms p99 {r99:.2} ms; {undelivered} undelivered", i);
     println!("broadcast fan-out:   {fanout_ms:.0} ms to all {total}");
-    println!("evicted {evicted}, client drops {dropped}");
+    println!(
+        "evicted {evicted_in_window} in the window, {evicted} in all (with the broadcast); client drops {dropped}"
+    );
     let alone_json = alone.as_ref().map_or("null".to_owned(), |a| {
         format!(
             r#"{{"cpu_s_per_30s":{:.3},"rss_per_conn_bytes":{:.0}}}"#,
@@ -453,7 +461,7 @@ fn run(args: &Args) -> Result<(), String> {
         )
     });
     println!(
-        r#"{{"event":"result","nodes":{},"clients_per_node":{},"connections":{total},"node_cpu_s_per_30s":{cpu:.3},"node_rss_per_conn_bytes":{rss:.0},"alone":{alone_json},"sends":{i},"undelivered":{undelivered},"send_p50_ms":{p50:.3},"send_p99_ms":{p99:.3},"answer_p50_ms":{r50:.3},"answer_p99_ms":{r99:.3},"broadcast_fanout_ms":{fanout_ms:.1},"evicted":{evicted},"dropped":{dropped}}}"#,
+        r#"{{"event":"result","nodes":{},"clients_per_node":{},"connections":{total},"node_cpu_s_per_30s":{cpu:.3},"node_rss_per_conn_bytes":{rss:.0},"alone":{alone_json},"sends":{i},"undelivered":{undelivered},"send_p50_ms":{p50:.3},"send_p99_ms":{p99:.3},"answer_p50_ms":{r50:.3},"answer_p99_ms":{r99:.3},"broadcast_fanout_ms":{fanout_ms:.1},"evicted_in_window":{evicted_in_window},"evicted":{evicted},"dropped":{dropped}}}"#,
         args.nodes, args.clients
     );
     Ok(())
