@@ -210,6 +210,12 @@ pub fn start_server(port: u16) -> Result<Proc, String> {
 /// Lines `open MS` from the clients, as they come.
 pub fn opens(stdout: ChildStdout) -> Receiver<u64> {
     let (tx, rx) = mpsc::channel();
+    opens_into(stdout, tx);
+    rx
+}
+
+/// Lines `open MS` from one clients process, into `tx`.
+fn opens_into(stdout: ChildStdout, tx: mpsc::Sender<u64>) {
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { return };
@@ -220,7 +226,6 @@ pub fn opens(stdout: ChildStdout) -> Receiver<u64> {
             }
         }
     });
-    rx
 }
 
 /// Waits for `n` opens; their times.
@@ -274,8 +279,11 @@ pub fn analyse(since_kill: &[u64]) -> Storm {
 /// How a storm runs.
 #[derive(Debug, Clone)]
 pub struct StormSetup {
-    /// Clients (in one process).
+    /// Clients in all.
     pub clients: usize,
+    /// Processes the clients are spread over (each notices the server's death on
+    /// its own; one process alone serialises that detection).
+    pub processes: usize,
     /// Server downtime between the kill and the restart.
     pub downtime: Duration,
     /// How long the clients may take to connect, and to come back.
@@ -291,17 +299,26 @@ pub fn storm(args: &StormSetup, jitter_name: &str) -> Result<Storm, String> {
     let wait = args.max_wait;
     let server = start_server(port)?;
     let url = format!("ws://127.0.0.1:{port}/");
-    let count = args.clients.to_string();
-    let (_clients, stdout) = spawn(&[
-        "clients",
-        "--url",
-        &url,
-        "--count",
-        &count,
-        "--jitter",
-        jitter_name,
-    ])?;
-    let rx = opens(stdout);
+    let processes = args.processes.clamp(1, args.clients.max(1));
+    let (tx, rx) = mpsc::channel();
+    let mut procs = Vec::with_capacity(processes);
+    for k in 0..processes {
+        // The first ones take the remainder.
+        let count = args.clients / processes + usize::from(k < args.clients % processes);
+        let count = count.to_string();
+        let (proc, stdout) = spawn(&[
+            "clients",
+            "--url",
+            &url,
+            "--count",
+            &count,
+            "--jitter",
+            jitter_name,
+        ])?;
+        opens_into(stdout, tx.clone());
+        procs.push(proc);
+    }
+    drop(tx);
     collect(&rx, args.clients, wait)?;
     thread::sleep(Duration::from_secs(1));
     let killed = unix_ms();

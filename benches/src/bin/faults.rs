@@ -304,6 +304,7 @@ fn scenario(fault: Fault, messages: usize) -> Result<Row, String> {
 fn storm_row(clients: usize) -> Result<Row, String> {
     let setup = StormSetup {
         clients,
+        processes: 1,
         downtime: Duration::from_secs(1),
         max_wait: Duration::from_secs(60),
     };

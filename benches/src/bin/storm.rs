@@ -33,12 +33,15 @@ use heartline_benches::storm::{self, StormRole, StormSetup, WINDOW_MS};
 struct Args {
     #[command(subcommand)]
     role: Option<StormRole>,
-    /// Clients (they run in one process: at most about 19,000 with a 20,000 fd limit).
+    /// Clients in all (at most about 19,000 per process with a 20,000 fd limit).
     #[arg(long, default_value_t = 10_000)]
     clients: usize,
     /// Jitters to measure, in turn: `equal`, `full`, `none`.
     #[arg(long, value_delimiter = ',', default_value = "equal,full")]
     jitter: Vec<String>,
+    /// Processes the clients are spread over.
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
     /// How long the server stays down before its restart.
     #[arg(long, default_value_t = 1000)]
     downtime_ms: u64,
@@ -75,6 +78,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let setup = StormSetup {
         clients: args.clients,
+        processes: args.processes,
         downtime: Duration::from_millis(args.downtime_ms),
         max_wait: Duration::from_secs(args.max_wait_s),
     };
