@@ -3,7 +3,9 @@
 
 mod close;
 pub(crate) mod config;
+mod heartbeat;
 mod ledger;
+mod lifecycle;
 mod queue;
 mod types;
 mod wake;
@@ -20,7 +22,9 @@ pub use types::{
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
+use self::heartbeat::Beat;
 use self::ledger::Ledger;
+use self::lifecycle::Next;
 use crate::backoff::Jitter;
 use crate::frame::{close_code, Frame, Message};
 use crate::rng::Rng;
@@ -87,21 +91,6 @@ enum Phase {
         /// `false` when the client gave up (then `reconnect_now` starts over).
         by_app: bool,
     },
-}
-
-/// Heartbeat bookkeeping for the open connection.
-#[derive(Debug, Default)]
-struct Beat {
-    /// The heartbeat in flight, whose reply is awaited: (sequence, sent at).
-    awaiting: Option<(u64, Instant)>,
-    /// The last heartbeat sent, kept for a round-trip time even after other traffic
-    /// already proved the peer alive.
-    last_sent: Option<(u64, Instant)>,
-    /// Next heartbeat sequence number.
-    next_seq: u64,
-    /// After a suspension: only the reply to the heartbeat in flight proves the peer
-    /// alive, not frames that may have waited in the socket while this side slept.
-    suspect: bool,
 }
 
 /// The client supervisor. See the crate docs for the loop that drives it.
@@ -356,157 +345,6 @@ impl Client {
         self.current_conn() == Some(conn)
     }
 
-    fn connect(&mut self, now: Instant) {
-        self.last_conn = ConnId(self.last_conn.0 + 1);
-        let conn = self.last_conn;
-        self.phase = Phase::Connecting { conn };
-        let deadline = now + self.config.connect_timeout;
-        self.timers.set(Timer::Connect as usize, deadline);
-        self.timers.clear(Timer::WriteStall as usize);
-        self.actions.push_back(Action::Connect {
-            conn,
-            attempt: self.failures,
-            deadline,
-        });
-        self.notices.push_back(Notice::Connecting {
-            conn,
-            attempt: self.failures,
-        });
-    }
-
-    fn on_open(&mut self, now: Instant, conn: ConnId) {
-        self.timers.clear(Timer::Connect as usize);
-        self.phase = Phase::Open { conn };
-        self.ledger.open(conn);
-        self.beat.awaiting = None;
-        self.beat.last_sent = None;
-        if !matches!(self.config.heartbeat.kind, HeartbeatKind::Off) {
-            self.timers
-                .set(Timer::Ping as usize, now + self.config.heartbeat.interval);
-        }
-        self.timers.set(
-            Timer::Stable as usize,
-            now + self.config.reconnect.stable_after,
-        );
-        self.notices.push_back(Notice::Open { conn });
-        while let Some(message) = self.queue.pop_front() {
-            self.queue_bytes -= message.len();
-            self.push_send(conn, message);
-        }
-    }
-
-    fn on_connect_failed(&mut self, now: Instant, conn: ConnId, error: ConnectFailure) {
-        self.timers.clear(Timer::Connect as usize);
-        let next = match &error {
-            ConnectFailure::Http { status, .. }
-                if self
-                    .config
-                    .reconnect
-                    .terminal_http_statuses
-                    .contains(status) =>
-            {
-                Next::GiveUp(GiveUpReason::HttpStatus(*status))
-            }
-            ConnectFailure::Http {
-                status: 429 | 503,
-                retry_after: Some(wait),
-            } => Next::Retry(Some(*wait)),
-            _ => Next::Retry(None),
-        };
-        self.notices
-            .push_back(Notice::ConnectFailed { conn, error });
-        self.after_disconnect(now, next);
-    }
-
-    fn on_frame(&mut self, now: Instant, conn: ConnId, frame: Frame<'_>) -> Disposition {
-        let open = matches!(self.phase, Phase::Open { .. });
-        if let Frame::Close(close) = frame {
-            if open {
-                let (code, reason) = close.unwrap_or((close_code::NO_STATUS, ""));
-                // The WebSocket library answers the Close; wait for the peer to end TCP.
-                self.start_close(
-                    now,
-                    conn,
-                    code,
-                    reason,
-                    Initiator::Remote,
-                    AfterClose::Decide,
-                );
-            }
-            return Disposition::Consumed;
-        }
-        let mut disposition = match frame {
-            Frame::Text(_) | Frame::Binary(_) => Disposition::Deliver,
-            _ => Disposition::Consumed,
-        };
-        if !open {
-            // Data that arrives during a close handshake is still the application's.
-            return disposition;
-        }
-        let is_reply = match (&self.config.heartbeat.kind, frame) {
-            (HeartbeatKind::Protocol, Frame::Pong(payload)) => self
-                .beat
-                .last_sent
-                .is_some_and(|(seq, _)| PingPayload::from_seq(seq).as_bytes() == payload),
-            (HeartbeatKind::App(app), Frame::Text(_) | Frame::Binary(_)) => {
-                app.reply.matches(&app.message, &frame)
-            }
-            _ => false,
-        };
-        if is_reply {
-            disposition = Disposition::Consumed;
-            if let Some((seq, sent)) = self.beat.last_sent.take() {
-                self.ledger.answered(seq);
-                let rtt = now.saturating_duration_since(sent);
-                self.rtt = Some(rtt);
-                self.notices.push_back(Notice::Rtt(rtt));
-            }
-        }
-        if is_reply || (self.config.heartbeat.any_frame_is_alive && !self.beat.suspect) {
-            self.alive(now);
-        }
-        disposition
-    }
-
-    /// The peer showed a sign of life: the heartbeat restarts from now.
-    fn alive(&mut self, now: Instant) {
-        if matches!(self.config.heartbeat.kind, HeartbeatKind::Off) {
-            return;
-        }
-        self.beat.awaiting = None;
-        self.beat.suspect = false;
-        self.timers.clear(Timer::PongDeadline as usize);
-        self.timers
-            .set(Timer::Ping as usize, now + self.config.heartbeat.interval);
-    }
-
-    fn on_disconnected(&mut self, now: Instant, conn: ConnId, error: Option<&str>) {
-        match &mut self.phase {
-            Phase::Connecting { .. } => {
-                let e = error.unwrap_or("connection closed during the handshake");
-                self.on_connect_failed(now, conn, ConnectFailure::Io(e.to_owned()));
-            }
-            Phase::Open { .. } => {
-                self.leave_open(now);
-                self.notices.push_back(Notice::Closed {
-                    conn,
-                    code: close_code::ABNORMAL,
-                    reason: error.unwrap_or("connection lost").to_owned(),
-                    by: Initiator::Transport,
-                });
-                self.after_disconnect(now, Next::Retry(None));
-            }
-            Phase::Closing { by, .. } => {
-                // The peer answered this side's Close and ended TCP: it read it all.
-                if *by == Initiator::Local && error.is_none() {
-                    self.ledger.all_read();
-                }
-                self.finish_close(now);
-            }
-            Phase::Waiting | Phase::Closed { .. } => {}
-        }
-    }
-
     fn on_timer(&mut self, now: Instant, timer: Timer) {
         match (timer, &self.phase) {
             (Timer::Connect, Phase::Connecting { conn }) => {
@@ -554,117 +392,4 @@ impl Client {
             _ => {}
         }
     }
-
-    /// Sends a heartbeat on `conn`, whose reply is due by `deadline`.
-    fn send_heartbeat(&mut self, now: Instant, conn: ConnId, deadline: Instant) {
-        let seq = self.beat.next_seq;
-        self.beat.next_seq += 1;
-        self.beat.awaiting = Some((seq, now));
-        self.beat.last_sent = Some((seq, now));
-        self.ledger.heartbeat(seq);
-        self.timers.set(Timer::PongDeadline as usize, deadline);
-        let action = match self.config.heartbeat.kind {
-            HeartbeatKind::App(_) => Action::SendHeartbeat { conn },
-            _ => Action::SendPing {
-                conn,
-                payload: PingPayload::from_seq(seq),
-            },
-        };
-        self.actions.push_back(action);
-    }
-
-    /// Clears what only an open connection has.
-    fn leave_open(&mut self, now: Instant) {
-        // A connection that outlived the stability mark counts as stable even when the
-        // driver reports its end before handling that deadline.
-        if self
-            .timers
-            .get(Timer::Stable as usize)
-            .is_some_and(|at| at <= now)
-        {
-            self.failures = 0;
-        }
-        self.beat.awaiting = None;
-        self.beat.suspect = false;
-        for t in [Timer::Ping, Timer::PongDeadline, Timer::Stable] {
-            self.timers.clear(t as usize);
-        }
-    }
-
-    fn after_disconnect(&mut self, now: Instant, next: Next) {
-        self.timers.clear(Timer::WriteStall as usize);
-        self.requeue_pending();
-        if let Some((conn, unread)) = self.ledger.settle() {
-            self.notices.push_back(Notice::Unconfirmed {
-                conn,
-                messages: unread.messages,
-                bytes: unread.bytes,
-            });
-        }
-        match next {
-            Next::Stop => self.stop(true),
-            Next::GiveUp(reason) => {
-                self.notices.push_back(Notice::GaveUp { reason });
-                self.stop(false);
-            }
-            Next::ConnectNow => self.connect(now),
-            Next::Retry(retry_after) => {
-                let rc = &self.config.reconnect;
-                if rc.max_attempts.is_some_and(|max| self.failures >= max) {
-                    let attempts = self.failures;
-                    self.notices.push_back(Notice::GaveUp {
-                        reason: GiveUpReason::AttemptsExhausted { attempts },
-                    });
-                    self.stop(false);
-                    return;
-                }
-                self.failures = self.failures.saturating_add(1);
-                let place = match rc.jitter {
-                    Jitter::None => 0,
-                    Jitter::Full => self.rng.next_u64(),
-                    // One place for the whole outage, drawn at its first retry.
-                    Jitter::Equal => {
-                        if self.failures == 1 {
-                            self.place = self.rng.next_u64();
-                        }
-                        self.place
-                    }
-                };
-                let mut delay = rc.jitter.delay(&rc.backoff, self.failures, place);
-                if let Some(wait) = retry_after {
-                    delay = delay.max(wait.min(rc.retry_after_cap));
-                }
-                self.phase = Phase::Waiting;
-                self.timers.set(Timer::Reconnect as usize, now + delay);
-                self.notices.push_back(Notice::ReconnectScheduled {
-                    attempt: self.failures,
-                    delay,
-                });
-            }
-        }
-    }
-
-    /// Closed for good: timers cleared, the queue reported and emptied.
-    fn stop(&mut self, by_app: bool) {
-        self.timers.clear_all();
-        self.beat.awaiting = None;
-        self.phase = Phase::Closed { by_app };
-        if !self.queue.is_empty() {
-            self.notices.push_back(Notice::Dropped {
-                messages: self.queue.len(),
-                bytes: self.queue_bytes,
-                cause: DropCause::Closed,
-            });
-            self.queue.clear();
-            self.queue_bytes = 0;
-        }
-    }
-}
-
-/// What happens after a connection ends.
-enum Next {
-    Stop,
-    GiveUp(GiveUpReason),
-    ConnectNow,
-    Retry(Option<Duration>),
 }
