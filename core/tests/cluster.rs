@@ -59,6 +59,9 @@ impl Net {
             start,
             now: start,
         };
+        for node in &mut net.nodes {
+            node.cluster.handle_backplane(start, true);
+        }
         net.pump();
         net
     }
@@ -361,6 +364,7 @@ fn a_node_that_joins_late_learns_every_client() {
     let now = net.now;
     let wall = WALL + (now - net.start);
     net.nodes[2].cluster = Cluster::new(ClusterConfig::new("c"), now, wall).expect("valid");
+    net.nodes[2].cluster.handle_backplane(now, true);
     net.pump();
     assert_eq!(net.holder(2, "alice"), Some(("a".to_owned(), ConnId(1))));
     assert_eq!(net.holder(2, "bob"), Some(("b".to_owned(), ConnId(2))));

@@ -66,7 +66,8 @@ impl Net {
         // Every node's wall clock agrees with the others'.
         let wall = SystemTime::UNIX_EPOCH + (self.now - self.start);
         let config = ClusterConfig::new(node_id(i));
-        let cluster = Cluster::new(config, self.now, wall).expect("valid");
+        let mut cluster = Cluster::new(config, self.now, wall).expect("valid");
+        cluster.handle_backplane(self.now, true);
         Node {
             cluster,
             local: HashMap::new(),

@@ -68,8 +68,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A node that announces itself at once ([`Wire::Hello`], so every other node
-    /// sends it their clients) and heartbeats from then on.
+    /// A node not yet on the backplane. Once its driver has joined one, it reports so
+    /// with [`Cluster::handle_backplane`]`(now, true)`: the node then announces itself
+    /// ([`Wire::Hello`], so every other node sends it their clients) and heartbeats.
     ///
     /// `wall` is the wall-clock time read with `now`: claims are stamped with the wall
     /// clock's milliseconds (or one past the latest stamp seen, if that is later), so
@@ -85,7 +86,7 @@ impl Cluster {
         let wall_ms = wall
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let mut cluster = Cluster {
+        Ok(Cluster {
             next_heartbeat: now + config.heartbeat_interval,
             started: (now, wall_ms),
             config,
@@ -96,13 +97,11 @@ impl Cluster {
             pending: BTreeSet::new(),
             deadlines: HashMap::new(),
             next_id: 0,
-            backplane_up: true,
+            backplane_up: false,
             now,
             actions: VecDeque::new(),
             notices: VecDeque::new(),
-        };
-        cluster.announce();
-        Ok(cluster)
+        })
     }
 
     /// The configuration in force.

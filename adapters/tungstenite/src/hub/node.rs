@@ -27,10 +27,7 @@ pub(super) struct Node {
 impl Node {
     /// The node, not yet joined: the backplane counts as down until it says up.
     pub(super) fn new(setup: &ClusterSetup, now: Instant) -> Result<Node, ConfigError> {
-        let mut machine = Cluster::new(setup.config.clone(), now, SystemTime::now())?;
-        machine.handle_backplane(now, false);
-        // Nothing is joined to publish the first announcement on: it goes out on `Up`.
-        while machine.poll_action().is_some() {}
+        let machine = Cluster::new(setup.config.clone(), now, SystemTime::now())?;
         Ok(Node {
             machine,
             backplane: setup.backplane.clone(),
