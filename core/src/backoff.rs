@@ -74,7 +74,11 @@ pub enum Jitter {
     /// the delay stops growing. A client draws its place in those ranges once per
     /// outage and keeps it for every attempt, so its retries fall at the same share of
     /// consecutive spans of time (`[0, d1]`, `[d1, d1 + d2]`, ...) that together cover
-    /// it without a gap. Whenever the server comes back, its clients return in the
+    /// it without a gap. Each attempt is due a delay after the previous one was due,
+    /// not after its failure arrived, so a slow failure (a connect timeout, a driver
+    /// busy with thousands of peers dropped at once) does not move the schedule; a
+    /// failure that arrives after the next attempt was due waits half that range's
+    /// low end. Whenever the server comes back, its clients return in the
     /// order of their places, spread over one delay, instead of piling up as sums of
     /// independent draws; after the first retry every wait keeps at least half its
     /// delay, so no client retries in a tight loop.

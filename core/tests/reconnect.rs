@@ -95,6 +95,54 @@ fn equal_jitter_places_differ_between_clients_and_between_outages() {
     assert_ne!(one[1], two[1]);
 }
 
+/// The times (since the harness started) at which `n` connect attempts of an outage
+/// start, each failing `lag` after it starts; the outage begins with a loss at `lost`.
+fn attempt_starts(seed: u64, lag: std::time::Duration, n: usize) -> Vec<u64> {
+    let mut c = config();
+    c.reconnect.backoff = Backoff::exponential(ms(1000), ms(4000));
+    c.reconnect.jitter = Jitter::Equal;
+    let mut h = Harness::with_seed(c, seed);
+    let conn = h.open();
+    h.advance(ms(10_000));
+    h.event(Event::Disconnected(conn, None));
+    let mut starts = Vec::new();
+    for _ in 0..n {
+        h.fire_next();
+        let conn = h.expect_connect();
+        starts.push(h.t().as_millis() as u64 - 10_000);
+        h.advance(lag);
+        h.event(Event::ConnectFailed(conn, ConnectError::Io("refused")));
+    }
+    starts
+}
+
+#[test]
+fn equal_jitter_keeps_its_schedule_however_long_failures_take_to_arrive() {
+    for seed in 1..=20 {
+        let prompt = attempt_starts(seed, ms(0), 5);
+        // Failures seen 300 ms late (a busy driver, a slow refusal) do not push the
+        // attempts later: each is due at its place in the spans from the loss.
+        assert_eq!(attempt_starts(seed, ms(300), 5), prompt, "seed {seed}");
+        // Spans [0, 1000], [1000, 3000], [3000, 7000], then 4 s apart at the cap's
+        // half: the same share of each.
+        let share = |t: u64, lo: u64, len: u64| (t - lo) * 1000 / len;
+        let first = share(prompt[0], 0, 1000);
+        assert!(
+            share(prompt[1], 1000, 2000).abs_diff(first) <= 2,
+            "{prompt:?}"
+        );
+        assert!(
+            share(prompt[2], 3000, 4000).abs_diff(first) <= 2,
+            "{prompt:?}"
+        );
+    }
+    // A failure that arrives after the next attempt was due (a connect timeout longer
+    // than the span) still waits half the range's low end before the next attempt.
+    let late = attempt_starts(7, ms(5_000), 3);
+    assert!(late[1] - late[0] >= 5_000 + 500, "{late:?}");
+    assert!(late[2] - late[1] >= 5_000 + 1000, "{late:?}");
+}
+
 #[test]
 fn full_jitter_stays_within_zero_and_the_cap() {
     let mut c = config();

@@ -153,9 +153,13 @@ impl Client {
                     }
                 };
                 let mut delay = rc.jitter.delay(&rc.backoff, self.failures, place);
+                if rc.jitter == Jitter::Equal {
+                    delay = self.on_schedule(now, delay);
+                }
                 if let Some(wait) = retry_after {
                     delay = delay.max(wait.min(rc.retry_after_cap));
                 }
+                self.last_due = Some(now + delay);
                 self.phase = Phase::Waiting;
                 self.timers.set(Timer::Reconnect as usize, now + delay);
                 self.notices.push_back(Notice::ReconnectScheduled {
@@ -164,6 +168,24 @@ impl Client {
                 });
             }
         }
+    }
+
+    /// The wait from `now` until the attempt due `delay` after the previous attempt of
+    /// this outage was due (after `now` for an outage's first retry), so that the
+    /// attempts keep to the spans [`Jitter::Equal`] describes however long each
+    /// failure took to arrive (a refusal at once, a connect timeout, a driver busy with
+    /// thousands of peers at once). Never less than half the range's low end (a
+    /// failure seen after the next attempt was due still waits before retrying), never
+    /// more than `delay` (an attempt started early, by `reconnect_now`).
+    fn on_schedule(&self, now: Instant, delay: Duration) -> Duration {
+        let rc = &self.config.reconnect;
+        let due = match self.last_due {
+            Some(last) if self.failures > 1 => last + delay,
+            _ => return delay,
+        };
+        let floor = rc.jitter.range(&rc.backoff, self.failures).0 / 2;
+        due.saturating_duration_since(now)
+            .clamp(floor.min(delay), delay)
     }
 
     /// Closed for good: timers cleared, the queue reported and emptied.

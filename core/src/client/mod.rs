@@ -106,6 +106,10 @@ pub struct Client {
     /// This outage's place in the equal-jitter range (see [`Jitter::Equal`]), drawn at
     /// its first reconnect.
     place: u64,
+    /// When this outage's last reconnect attempt was due: with [`Jitter::Equal`] the
+    /// next one is due a delay after it, not after the failure, so the time a failure
+    /// took to be seen does not move the schedule.
+    last_due: Option<Instant>,
     beat: Beat,
     rtt: Option<Duration>,
     timers: TimerTable<TIMERS>,
@@ -136,6 +140,7 @@ impl Client {
             last_conn: ConnId(0),
             failures: 0,
             place: 0,
+            last_due: None,
             beat: Beat::default(),
             rtt: None,
             timers: TimerTable::new(),
