@@ -1,5 +1,5 @@
-//! heartline for async code: async-tungstenite over any futures-io stream, with the
-//! async-io timer, driven by the [`heartline_core`] state machines.
+//! heartline for async code: async-tungstenite over any futures-io stream, on smol,
+//! tokio or async-std, driven by the [`heartline_core`] state machines.
 //!
 //! # Client
 //!
@@ -9,12 +9,15 @@
 //! whose reactor is async-io, or use a helper that does it:
 //!
 //! - `smol::connect` (feature `smol`, on by default);
+//! - `tokio::connect` (feature `tokio`: tokio's `TcpStream`, reactor and timer, and
+//!   nothing of smol or async-io with `default-features = false`);
 //! - `async_std::connect` (feature `async-std`; async-std is discontinued upstream,
 //!   so this support is deprecated and kept for existing programs).
 //!
-//! Both only add a spawn: the default [`TcpConnector`] runs on async-io, the reactor
-//! smol and async-std share, and the driver is the same generic loop over any
-//! `AsyncRead + AsyncWrite` stream (see [`Connector`]).
+//! Each only adds a connector and a spawn: the driver is the same generic loop over
+//! any `AsyncRead + AsyncWrite` stream (see [`Connector`]), timed by the connector's
+//! [`runtime`]. The default `TcpConnector` runs on async-io, the reactor smol and
+//! async-std share; `tokio::TcpConnector` on tokio.
 //!
 //! Instead of the stream, an event handler can run on the driver's own task
 //! ([`build_with_handler`], `smol::connect_with_handler`): it answers
@@ -36,19 +39,22 @@ struct ReadmeDoctests;
 
 mod client;
 mod handoff;
+#[cfg(feature = "async-io")]
 mod tcp;
 mod tls;
 
 #[cfg(feature = "async-std")]
 pub mod async_std;
+pub mod runtime;
 #[cfg(feature = "smol")]
 pub mod smol;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use async_tungstenite::tungstenite::protocol::WebSocketConfig;
-pub use client::{
-    build, build_handler, build_with, build_with_handler, ClientEvents, Connector, Driver,
-    Responder, TcpConnector,
-};
+#[cfg(feature = "async-io")]
+pub use client::{build, build_handler, TcpConnector};
+pub use client::{build_with, build_with_handler, ClientEvents, Connector, Driver, Responder};
 pub use heartline_core::{
     ClientConfig, HeartbeatConfig, HeartbeatKind, Message, Notice, ReadyState, ReconnectConfig,
 };
@@ -59,6 +65,7 @@ pub use heartline_tungstenite::client::{
 pub use heartline_tungstenite::cluster;
 #[cfg(feature = "rustls")]
 pub use rustls;
+#[cfg(feature = "async-io")]
 pub use tcp::TcpStream;
 pub use tls::MaybeTls;
 pub mod server;

@@ -6,12 +6,15 @@ use std::sync::{Arc, Mutex};
 use heartline_tungstenite::client::{BuildError, ClientBuilder, ClientEvent, ClientHandle};
 
 use super::responder::{Handler, Responder};
-use super::{ClientEvents, Connector, Driver, TcpConnector};
+#[cfg(feature = "async-io")]
+use super::TcpConnector;
+use super::{ClientEvents, Connector, Driver};
 use crate::handoff::{self, EventReceiver, Nudge};
 
 /// Builds the client from `builder` with the default [`TcpConnector`]: a handle, the
 /// event stream, and the driver future, which must be spawned (or awaited) for anything
 /// to happen.
+#[cfg(feature = "async-io")]
 pub fn build(
     builder: ClientBuilder,
 ) -> Result<(ClientHandle, ClientEvents, Driver<TcpConnector>), BuildError> {
@@ -20,6 +23,7 @@ pub fn build(
 
 /// Builds the client from `builder` with the default [`TcpConnector`] and an event
 /// handler instead of an event stream; see [`build_with_handler`].
+#[cfg(feature = "async-io")]
 pub fn build_handler<F>(
     builder: ClientBuilder,
     handler: F,

@@ -3,8 +3,8 @@
 //!
 //! The driver is one future. Each turn it drains the core's actions and executes them,
 //! then waits for whichever comes first: a frame (or the handshake's end) on the
-//! connection, a nudge from a handle, or the core's one next deadline on an
-//! [`async_io::Timer`]. After waking it reads the clock once ([`Instant::now()`]) and
+//! connection, a nudge from a handle, or the core's one next deadline on the
+//! runtime's timer ([`Connector::Runtime`]). After waking it reads the clock once ([`Instant::now()`]) and
 //! feeds the core everything that arrived, with that time.
 //! Every decision (when to ping, when the peer is dead, when to reconnect) is the core's.
 
@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use async_io::Timer;
 use async_tungstenite::tungstenite;
 use async_tungstenite::WebSocketStream;
 use futures_lite::{future, Stream};
@@ -33,14 +32,21 @@ mod connector;
 mod readable;
 mod responder;
 
-pub use build::{build, build_handler, build_with, build_with_handler};
-pub use connector::{Connector, TcpConnector};
+#[cfg(feature = "async-io")]
+pub use build::{build, build_handler};
+pub use build::{build_with, build_with_handler};
+#[cfg(feature = "tokio")]
+pub(crate) use connector::connect_first;
+pub use connector::Connector;
+#[cfg(feature = "async-io")]
+pub use connector::TcpConnector;
 pub use responder::Responder;
 
 use readable::Readable;
 use responder::{DirectSink, DirectWrite, Handler};
 
 use crate::handoff::{EventReceiver, EventSender, Nudge};
+use crate::runtime::{self, Runtime, Timer};
 use crate::tls::{self, MaybeTls};
 /// The client's events, in order. The stream ends after the client is closed for good
 /// (closed by the application, or gave up).
@@ -137,8 +143,8 @@ enum Wake<C: Connector> {
     Deadline,
 }
 
-/// The future that runs the client: spawn it on any executor whose reactor is async-io
-/// (smol, async-std), or `await` it. It completes once the client is closed for good.
+/// The future that runs the client: spawn it on an executor of the connector's runtime
+/// (smol or async-std for async-io, tokio for tokio), or `await` it there. It completes once the client is closed for good.
 #[must_use = "the client does nothing until its driver runs"]
 pub struct Driver<C: Connector> {
     prepared: Arc<Prepared>,
@@ -237,7 +243,7 @@ impl<C: Connector> Driver<C> {
         // One timer for the driver's life, re-armed only when the core's deadline moves
         // earlier; a deadline that moved later costs one early wake-up instead of a
         // timer registration per message.
-        let mut timer = Timer::never();
+        let mut timer = <C::Runtime as Runtime>::Timer::never();
         let mut armed: Option<Instant> = None;
         // Room reused every turn: the core's actions, the messages read in one go, and
         // the events they make.
@@ -576,7 +582,7 @@ impl<C: Connector> Driver<C> {
             };
             let outcome = future::or(async { Some(io.as_mut().await) }, async {
                 match wake {
-                    Some(at) => Timer::at(at).await,
+                    Some(at) => runtime::sleep_until::<C::Runtime>(at).await,
                     None => future::pending().await,
                 };
                 None

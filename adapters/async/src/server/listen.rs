@@ -1,7 +1,7 @@
-//! Binding and spawning on smol and async-std.
+//! Binding and spawning on smol, tokio and async-std.
 
 /// A listener on the first of `addrs` that binds, with heartline's listen backlog.
-#[cfg(any(feature = "smol", feature = "async-std"))]
+#[cfg(any(feature = "smol", feature = "async-std", feature = "tokio"))]
 fn bind_first(
     addrs: impl IntoIterator<Item = std::net::SocketAddr>,
 ) -> std::io::Result<std::net::TcpListener> {
@@ -95,5 +95,53 @@ pub mod async_std {
         ::async_std::task::spawn(driver);
         let addr = server.local_addr();
         Ok((server, addr))
+    }
+}
+
+/// Listening and spawning on tokio: the server's one task on tokio's reactor and timer
+/// wheel, spawned with `tokio::spawn` (call these within a tokio runtime with IO and
+/// time enabled, as `#[tokio::main]` starts).
+#[cfg(feature = "tokio")]
+pub mod tokio {
+    use std::io;
+    use std::net::SocketAddr;
+
+    use crate::runtime::Tokio;
+    use crate::server::{Responder, Server, ServerConfig, ServerEvent};
+
+    /// Binds `addr`, spawns the server's driver with `tokio::spawn`, and returns the
+    /// server with the address it listens on. The listener closes once a shutdown has
+    /// finished.
+    pub async fn listen(
+        addr: impl ::tokio::net::ToSocketAddrs,
+        config: ServerConfig,
+    ) -> io::Result<(Server, SocketAddr)> {
+        let (server, driver) = Server::start_on::<Tokio>(bind(addr).await?, config)?;
+        drop(::tokio::spawn(driver));
+        let addr = server.local_addr();
+        Ok((server, addr))
+    }
+
+    /// Like [`listen`], with an event handler on the server's task (see
+    /// [`Server::start_with_handler`]).
+    pub async fn listen_with_handler<F>(
+        addr: impl ::tokio::net::ToSocketAddrs,
+        config: ServerConfig,
+        handler: F,
+    ) -> io::Result<(Server, SocketAddr)>
+    where
+        F: FnMut(ServerEvent, &mut Responder<'_>) + Send + 'static,
+    {
+        let listener = bind(addr).await?;
+        let (server, driver) =
+            Server::start_on_with_handler::<Tokio, F>(listener, config, handler)?;
+        drop(::tokio::spawn(driver));
+        let addr = server.local_addr();
+        Ok((server, addr))
+    }
+
+    /// A listener on the first of `addr`'s addresses that binds (resolved by tokio).
+    async fn bind(addr: impl ::tokio::net::ToSocketAddrs) -> io::Result<std::net::TcpListener> {
+        super::bind_first(::tokio::net::lookup_host(addr).await?)
     }
 }

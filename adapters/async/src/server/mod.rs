@@ -47,6 +47,8 @@ mod listen;
 pub use listen::async_std;
 #[cfg(feature = "smol")]
 pub use listen::smol;
+#[cfg(feature = "tokio")]
+pub use listen::tokio;
 
 use std::fmt;
 use std::future::Future;
@@ -57,6 +59,10 @@ use async_channel::{Receiver, Sender};
 use heartline_core::{ConnId, Message};
 
 use heartline_tungstenite::front::event_loop::{EventLoop, Remote};
+
+#[cfg(feature = "async-io")]
+use crate::runtime::AsyncIo;
+use crate::runtime::Runtime;
 use heartline_tungstenite::front::{self, FrontChannels, Replies, Sink};
 use heartline_tungstenite::hub::{self, Request, Target};
 pub use heartline_tungstenite::hub::{
@@ -105,11 +111,12 @@ impl Server {
     /// Serves connections accepted from `listener`: returns the server and its
     /// driver, the one task that does all of its IO. Spawn the driver on an executor
     /// whose tasks may use async-io.
+    #[cfg(feature = "async-io")]
     pub fn start(
         listener: TcpListener,
         config: ServerConfig,
     ) -> io::Result<(Server, impl Future<Output = ()> + Send + 'static)> {
-        Server::start_inner(listener, config, None)
+        Server::start_on::<AsyncIo>(listener, config)
     }
 
     /// Like [`Server::start`], handing every event to `handler` on the driver's task
@@ -121,6 +128,7 @@ impl Server {
     ///
     /// The handler runs between the reads and writes of every connection: keep it short
     /// and never block in it, or every client waits.
+    #[cfg(feature = "async-io")]
     pub fn start_with_handler<F>(
         listener: TcpListener,
         config: ServerConfig,
@@ -129,10 +137,32 @@ impl Server {
     where
         F: FnMut(ServerEvent, &mut Responder<'_>) + Send + 'static,
     {
-        Server::start_inner(listener, config, Some(Box::new(handler)))
+        Server::start_on_with_handler::<AsyncIo, F>(listener, config, handler)
     }
 
-    fn start_inner(
+    /// Like [`Server::start`], with the driver on runtime `R`: `AsyncIo` or `Tokio`
+    /// (see [`runtime`](crate::runtime)). The `tokio` and `smol` helpers of this module
+    /// call this and spawn the driver.
+    pub fn start_on<R: Runtime>(
+        listener: TcpListener,
+        config: ServerConfig,
+    ) -> io::Result<(Server, impl Future<Output = ()> + Send + 'static)> {
+        Server::start_inner::<R>(listener, config, None)
+    }
+
+    /// Like [`Server::start_with_handler`], with the driver on runtime `R`.
+    pub fn start_on_with_handler<R: Runtime, F>(
+        listener: TcpListener,
+        config: ServerConfig,
+        handler: F,
+    ) -> io::Result<(Server, impl Future<Output = ()> + Send + 'static)>
+    where
+        F: FnMut(ServerEvent, &mut Responder<'_>) + Send + 'static,
+    {
+        Server::start_inner::<R>(listener, config, Some(Box::new(handler)))
+    }
+
+    fn start_inner<R: Runtime>(
         listener: TcpListener,
         config: ServerConfig,
         handler: Option<front::Handler<AsyncReplies>>,
@@ -146,7 +176,7 @@ impl Server {
         let (event_loop, remote) = EventLoop::new(listener, config, sink)?;
         let (done_tx, done) = async_channel::bounded(1);
         let driver = async move {
-            drive(event_loop).await;
+            drive::<R>(event_loop).await;
             // The event stream ends with the loop (with a handler, nothing else holds
             // a sender), and `stopped` returns.
             drop(events_tx);
@@ -188,18 +218,19 @@ impl Server {
 /// taken without waiting; when nothing is, the task sleeps until the poller has
 /// something or the core's deadline comes.
 #[cfg(unix)]
-async fn drive(mut event_loop: EventLoop<AsyncReplies>) {
-    use async_io::{Async, Timer};
+async fn drive<R: Runtime>(mut event_loop: EventLoop<AsyncReplies>) {
+    use crate::runtime::Timer;
     use futures_lite::future;
     use heartline_tungstenite::Wait;
     use std::time::{Duration, Instant};
 
-    let Ok(poller) = event_loop.registry().and_then(Async::new) else {
+    let Ok(poller) = event_loop.registry().and_then(R::watch) else {
         return;
     };
-    let mut timer = Timer::never();
-    // The deadline `timer` is set to: re-arming an async-io timer costs a message to
-    // its reactor, so it is re-armed only when the deadline moves.
+    let mut timer = R::Timer::never();
+    // The deadline `timer` is set to: re-arming a timer costs a message to the
+    // reactor (async-io) or a move in the wheel (tokio), so it is re-armed only when
+    // the deadline moves.
     let mut armed = None;
     loop {
         let deadline = match event_loop.turn() {
@@ -223,7 +254,7 @@ async fn drive(mut event_loop: EventLoop<AsyncReplies>) {
                 armed = Some(deadline);
             }
         }
-        let ready = async { poller.readable().await.map(|()| false) };
+        let ready = async { R::readable(&poller).await.map(|()| false) };
         let due = async {
             match deadline {
                 Some(_) => {
@@ -245,7 +276,7 @@ async fn drive(mut event_loop: EventLoop<AsyncReplies>) {
 /// Without a descriptor to hand the reactor, the loop runs on a thread of its own,
 /// sleeping in the poller; the driver waits for it to end.
 #[cfg(not(unix))]
-async fn drive(event_loop: EventLoop<AsyncReplies>) {
+async fn drive<R: Runtime>(event_loop: EventLoop<AsyncReplies>) {
     let (ended, end) = async_channel::bounded::<()>(1);
     let spawned = std::thread::Builder::new()
         .name("heartline-server".into())

@@ -35,6 +35,12 @@ pub fn smol(url: &str, setup: Setup) -> Started {
     start_with(heartline_async::smol::connect, url, setup)
 }
 
+/// A [`Start`] on tokio (the test binary's runtime, [`super::tokio_runtime`]).
+pub fn tokio(url: &str, setup: Setup) -> Started {
+    let _entered = super::tokio_runtime().enter();
+    start_with(heartline_async::tokio::connect, url, setup)
+}
+
 /// A [`Start`] on async-std.
 pub fn async_std(url: &str, setup: Setup) -> Started {
     start_with(heartline_async::async_std::connect, url, setup)

@@ -23,3 +23,16 @@ pub mod server;
 pub mod server_scenarios;
 
 pub mod async_server;
+
+/// The tokio runtime of this test binary's tokio clients and servers: two worker
+/// threads with IO and time, as `#[tokio::main]` starts.
+pub fn tokio_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+}

@@ -1,0 +1,88 @@
+//! The client on tokio: tokio's `TcpStream`, reactor and timer wheel, the driver
+//! spawned with `tokio::spawn`. Nothing of smol or async-io is involved (build with
+//! `default-features = false, features = ["tokio"]`).
+//!
+//! Call these within a tokio runtime with IO and time enabled (what `#[tokio::main]`
+//! starts).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
+
+use crate::client::connect_first;
+use crate::runtime::Tokio;
+use crate::{BuildError, ClientBuilder, ClientEvent, ClientEvents, ClientHandle, Connector};
+use crate::{Driver, Responder};
+
+/// The tokio connector: a `tokio::net::TcpStream` with `TCP_NODELAY` set, seen through
+/// tokio-util's futures-io compatibility layer (async-tungstenite speaks futures-io).
+/// Host names are resolved on a short-lived thread, as by the async-io connector.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpConnector;
+
+impl Connector for TcpConnector {
+    type Stream = Compat<tokio::net::TcpStream>;
+    type Runtime = Tokio;
+
+    fn connect(
+        &self,
+        host: String,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Self::Stream>> + Send + 'static>> {
+        Box::pin(connect_first(host, port, |addr| async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(stream.compat())
+        }))
+    }
+}
+
+/// Builds the client on tokio: a handle, the event stream, and the driver future to
+/// spawn (or await) on a tokio runtime.
+pub fn build(
+    builder: ClientBuilder,
+) -> Result<(ClientHandle, ClientEvents, Driver<TcpConnector>), BuildError> {
+    crate::build_with(builder, TcpConnector)
+}
+
+/// Builds the client and spawns its driver with `tokio::spawn`. The driver runs until
+/// the client is closed for good.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use futures_lite::StreamExt;
+/// use heartline_async::{ClientBuilder, ClientEvent};
+///
+/// let (client, mut events) =
+///     heartline_async::tokio::connect(ClientBuilder::new("ws://127.0.0.1:9001"))?;
+/// client.send_text("hello")?;
+/// while let Some(event) = events.next().await {
+///     if let ClientEvent::Text(text) = event {
+///         println!("{text}");
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub fn connect(builder: ClientBuilder) -> Result<(ClientHandle, ClientEvents), BuildError> {
+    let (handle, events, driver) = build(builder)?;
+    drop(tokio::spawn(driver.run()));
+    Ok((handle, events))
+}
+
+/// Like [`connect`], with an event handler called on the driver's task instead of an
+/// event stream (see [`build_with_handler`](crate::build_with_handler)): what the
+/// handler sends goes out in the same turn, with no task switch.
+pub fn connect_with_handler<F>(
+    builder: ClientBuilder,
+    handler: F,
+) -> Result<ClientHandle, BuildError>
+where
+    F: FnMut(ClientEvent, &Responder<'_>) + Send + 'static,
+{
+    let (handle, driver) = crate::build_with_handler(builder, TcpConnector, handler)?;
+    drop(tokio::spawn(driver.run()));
+    Ok(handle)
+}
