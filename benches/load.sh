@@ -23,7 +23,7 @@ run() {
     echo "$out"
     results+=("$(grep '"event":"result"' <<<"$out" || echo "{\"failed\":\"$*\"}")")
 }
-for runtime in ${RUNTIMES-smol async-std blocking}; do
+for runtime in ${RUNTIMES-smol tokio async-std blocking}; do
     run --server heartline --runtime "$runtime" "$@"
 done
 run --server floor "$@"

@@ -1,5 +1,8 @@
 //! Echo throughput: small messages through the heartline smol client against raw
-//! async-tungstenite, against the same echo server, in the same run.
+//! async-tungstenite, and through the heartline tokio client against raw
+//! tokio-tungstenite, against the same echo server, in the same run. Each heartline
+//! flavour is compared with the raw clients of its own runtime (smol's global executor,
+//! or a current-thread tokio runtime).
 //!
 //! ```text
 //! cargo bench -p heartline-benches --bench echo_throughput
@@ -22,17 +25,21 @@
 //! Environment: `ECHO_SECONDS` (measured time per run, default 1.5), `ECHO_ROUNDS`
 //! (default 5), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
 //! `ECHO_CONNS` (connection counts, default `1,100`), `ECHO_ONLY` (a comma-separated
-//! list of `raw`, `raw-batched`, `heartline` and `heartline-handler`: run only those,
-//! for profiling or a longer comparison of two).
+//! list of `raw`, `raw-batched`, `heartline`, `heartline-handler` and their tokio
+//! counterparts `raw-tokio`, `raw-tokio-batched`, `heartline-tokio`,
+//! `heartline-tokio-handler`: run only those, for profiling or a longer comparison).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use async_tungstenite::tungstenite::Error as WsError;
 use async_tungstenite::tungstenite::Message;
 use futures_lite::StreamExt;
 use futures_util::SinkExt;
-use heartline_async::{ClientBuilder, ClientEvent};
+use heartline_async::{
+    BuildError, ClientBuilder, ClientEvent, ClientEvents, ClientHandle, Responder,
+};
 use heartline_benches::echo::{conns_from_env, median, Settings};
 use heartline_examples::echo::EchoServer;
 
@@ -55,17 +62,52 @@ fn count(now: Instant, from: Instant, until: Instant, c: &mut Counted) {
     }
 }
 
-/// One raw async-tungstenite connection.
-async fn raw_conn(addr: SocketAddr, s: Settings, from: Instant, until: Instant) -> Counted {
+/// A raw WebSocket client connection: async-tungstenite's or tokio-tungstenite's
+/// stream, both a `Sink` and a `Stream` of tungstenite messages.
+trait RawWs:
+    futures_util::Sink<Message, Error = WsError>
+    + futures_lite::Stream<Item = Result<Message, WsError>>
+    + Unpin
+{
+}
+
+impl<W> RawWs for W where
+    W: futures_util::Sink<Message, Error = WsError>
+        + futures_lite::Stream<Item = Result<Message, WsError>>
+        + Unpin
+{
+}
+
+/// A raw async-tungstenite connection on smol.
+async fn raw_smol(addr: SocketAddr) -> impl RawWs {
     let tcp = smol::net::TcpStream::connect(addr).await.expect("connect");
     tcp.set_nodelay(true).expect("nodelay");
-    let (mut ws, _) = async_tungstenite::client_async_with_config(
+    let (ws, _) = async_tungstenite::client_async_with_config(
         format!("ws://{addr}/"),
         tcp,
         Some(ws_config()),
     )
     .await
     .expect("handshake");
+    ws
+}
+
+/// A raw tokio-tungstenite connection.
+async fn raw_tokio(addr: SocketAddr) -> impl RawWs {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        format!("ws://{addr}/"),
+        tcp,
+        Some(ws_config()),
+    )
+    .await
+    .expect("handshake");
+    ws
+}
+
+/// One raw connection that sends and flushes each message.
+async fn raw_conn(mut ws: impl RawWs, s: Settings, from: Instant, until: Instant) -> Counted {
     let payload = vec![7u8; s.size];
     for _ in 0..s.window {
         ws.send(Message::Binary(payload.clone().into()))
@@ -92,22 +134,18 @@ async fn raw_conn(addr: SocketAddr, s: Settings, from: Instant, until: Instant) 
             None => panic!("raw connection ended"),
         }
     }
-    let _ = ws.close(None).await;
+    let _ = SinkExt::close(&mut ws).await;
     c
 }
 
-/// One raw async-tungstenite connection that batches like an event loop would: it
-/// takes every echo already received, queues the replies and flushes once.
-async fn raw_batched_conn(addr: SocketAddr, s: Settings, from: Instant, until: Instant) -> Counted {
-    let tcp = smol::net::TcpStream::connect(addr).await.expect("connect");
-    tcp.set_nodelay(true).expect("nodelay");
-    let (mut ws, _) = async_tungstenite::client_async_with_config(
-        format!("ws://{addr}/"),
-        tcp,
-        Some(ws_config()),
-    )
-    .await
-    .expect("handshake");
+/// One raw connection that batches like an event loop would: it takes every echo
+/// already received, queues the replies and flushes once.
+async fn raw_batched_conn(
+    mut ws: impl RawWs,
+    s: Settings,
+    from: Instant,
+    until: Instant,
+) -> Counted {
     let payload = vec![7u8; s.size];
     for _ in 0..s.window {
         ws.feed(Message::Binary(payload.clone().into()))
@@ -148,15 +186,24 @@ async fn raw_batched_conn(addr: SocketAddr, s: Settings, from: Instant, until: I
         ws.flush().await.expect("flush");
         in_flight += replies;
     }
-    let _ = ws.close(None).await;
+    let _ = SinkExt::close(&mut ws).await;
     c
 }
 
-/// One heartline connection (smol adapter).
-async fn heartline_conn(addr: SocketAddr, s: Settings, from: Instant, until: Instant) -> Counted {
+type Connect = fn(ClientBuilder) -> Result<(ClientHandle, ClientEvents), BuildError>;
+type ConnectWithHandler = fn(ClientBuilder, Handler) -> Result<ClientHandle, BuildError>;
+type Handler = Box<dyn FnMut(ClientEvent, &Responder<'_>) + Send>;
+
+/// One heartline connection, started with `connect` (a runtime's helper).
+async fn heartline_conn(
+    connect: Connect,
+    addr: SocketAddr,
+    s: Settings,
+    from: Instant,
+    until: Instant,
+) -> Counted {
     let (client, mut events) =
-        heartline_async::smol::connect(ClientBuilder::new(format!("ws://{addr}/")))
-            .expect("build client");
+        connect(ClientBuilder::new(format!("ws://{addr}/"))).expect("build client");
     let payload = vec![7u8; s.size];
     // Queued until open, then sent in order.
     for _ in 0..s.window {
@@ -187,9 +234,10 @@ async fn heartline_conn(addr: SocketAddr, s: Settings, from: Instant, until: Ins
     c
 }
 
-/// One heartline connection (smol adapter) whose event handler answers each echo on
-/// the driver's own task.
+/// One heartline connection whose event handler answers each echo on the driver's own
+/// task, started with `connect` (a runtime's helper).
 async fn heartline_handler_conn(
+    connect: ConnectWithHandler,
     addr: SocketAddr,
     s: Settings,
     from: Instant,
@@ -201,9 +249,9 @@ async fn heartline_handler_conn(
     let mut c = Counted { echoes: 0 };
     let mut in_flight = s.window;
     let mut finished = false;
-    let client = heartline_async::smol::connect_with_handler(
+    let client = connect(
         ClientBuilder::new(format!("ws://{addr}/")),
-        move |event, responder| match event {
+        Box::new(move |event, responder| match event {
             ClientEvent::Binary(_) if !finished => {
                 in_flight -= 1;
                 let now = Instant::now();
@@ -220,7 +268,7 @@ async fn heartline_handler_conn(
                 panic!("heartline connection closed: {reason}")
             }
             _ => {}
-        },
+        }),
     )
     .expect("build client");
     // Queued until open, then sent in order.
@@ -238,51 +286,123 @@ enum Which {
     RawBatched,
     Heartline,
     HeartlineHandler,
+    RawTokio,
+    RawTokioBatched,
+    HeartlineTokio,
+    HeartlineTokioHandler,
 }
 
 impl Which {
-    const ALL: [Which; 4] = [
+    const ALL: [Which; 8] = [
         Which::Raw,
         Which::RawBatched,
         Which::Heartline,
         Which::HeartlineHandler,
+        Which::RawTokio,
+        Which::RawTokioBatched,
+        Which::HeartlineTokio,
+        Which::HeartlineTokioHandler,
     ];
 
-    fn name(self) -> &'static str {
+    /// Its `ECHO_ONLY` name and its description.
+    fn names(self) -> (&'static str, &'static str) {
         match self {
-            Which::Raw => "raw async-tungstenite, flush per message",
-            Which::RawBatched => "raw async-tungstenite, flush per batch",
-            Which::Heartline => "heartline smol adapter, event stream",
-            Which::HeartlineHandler => "heartline smol adapter, event handler",
+            Which::Raw => ("raw", "raw async-tungstenite, flush per message"),
+            Which::RawBatched => ("raw-batched", "raw async-tungstenite, flush per batch"),
+            Which::Heartline => ("heartline", "heartline smol, event stream"),
+            Which::HeartlineHandler => ("heartline-handler", "heartline smol, event handler"),
+            Which::RawTokio => ("raw-tokio", "raw tokio-tungstenite, flush per message"),
+            Which::RawTokioBatched => (
+                "raw-tokio-batched",
+                "raw tokio-tungstenite, flush per batch",
+            ),
+            Which::HeartlineTokio => ("heartline-tokio", "heartline tokio, event stream"),
+            Which::HeartlineTokioHandler => {
+                ("heartline-tokio-handler", "heartline tokio, event handler")
+            }
         }
+    }
+
+    fn name(self) -> &'static str {
+        self.names().1
     }
 
     fn is_raw(self) -> bool {
-        matches!(self, Which::Raw | Which::RawBatched)
+        matches!(
+            self,
+            Which::Raw | Which::RawBatched | Which::RawTokio | Which::RawTokioBatched
+        )
+    }
+
+    /// Runs on tokio (compared with the raw tokio clients), or on smol.
+    fn is_tokio(self) -> bool {
+        matches!(
+            self,
+            Which::RawTokio
+                | Which::RawTokioBatched
+                | Which::HeartlineTokio
+                | Which::HeartlineTokioHandler
+        )
+    }
+
+    /// One connection of this kind.
+    async fn conn(self, addr: SocketAddr, s: Settings, from: Instant, until: Instant) -> Counted {
+        match self {
+            Which::Raw => raw_conn(raw_smol(addr).await, s, from, until).await,
+            Which::RawBatched => raw_batched_conn(raw_smol(addr).await, s, from, until).await,
+            Which::RawTokio => raw_conn(raw_tokio(addr).await, s, from, until).await,
+            Which::RawTokioBatched => raw_batched_conn(raw_tokio(addr).await, s, from, until).await,
+            Which::Heartline => {
+                heartline_conn(heartline_async::smol::connect, addr, s, from, until).await
+            }
+            Which::HeartlineTokio => {
+                heartline_conn(heartline_async::tokio::connect, addr, s, from, until).await
+            }
+            Which::HeartlineHandler => {
+                let connect: ConnectWithHandler = heartline_async::smol::connect_with_handler;
+                heartline_handler_conn(connect, addr, s, from, until).await
+            }
+            Which::HeartlineTokioHandler => {
+                let connect: ConnectWithHandler = heartline_async::tokio::connect_with_handler;
+                heartline_handler_conn(connect, addr, s, from, until).await
+            }
+        }
     }
 }
 
-/// Runs `conns` connections of one kind; returns messages per second.
+/// Runs `conns` connections of one kind, each a task on its runtime (smol's global
+/// executor, or a current-thread tokio runtime); returns messages per second.
 fn run(which: Which, addr: SocketAddr, conns: usize, s: Settings) -> f64 {
-    smol::block_on(async {
-        let from = Instant::now() + s.warmup;
-        let until = from + s.measure;
-        let tasks: Vec<_> = (0..conns)
-            .map(|_| match which {
-                Which::Raw => smol::spawn(raw_conn(addr, s, from, until)),
-                Which::RawBatched => smol::spawn(raw_batched_conn(addr, s, from, until)),
-                Which::Heartline => smol::spawn(heartline_conn(addr, s, from, until)),
-                Which::HeartlineHandler => {
-                    smol::spawn(heartline_handler_conn(addr, s, from, until))
-                }
-            })
-            .collect();
-        let mut echoes = 0;
-        for t in tasks {
-            echoes += t.await.echoes;
-        }
-        echoes as f64 / s.measure.as_secs_f64()
-    })
+    let from = Instant::now() + s.warmup;
+    let until = from + s.measure;
+    let echoes: u64 = if which.is_tokio() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..conns)
+                .map(|_| tokio::spawn(which.conn(addr, s, from, until)))
+                .collect();
+            let mut echoes = 0;
+            for t in tasks {
+                echoes += t.await.expect("connection task").echoes;
+            }
+            echoes
+        })
+    } else {
+        smol::block_on(async {
+            let tasks: Vec<_> = (0..conns)
+                .map(|_| smol::spawn(which.conn(addr, s, from, until)))
+                .collect();
+            let mut echoes = 0;
+            for t in tasks {
+                echoes += t.await.echoes;
+            }
+            echoes
+        })
+    };
+    echoes as f64 / s.measure.as_secs_f64()
 }
 
 /// Per round, `which`'s figure over the better raw client's in that round; empty
@@ -296,7 +416,7 @@ fn round_ratios(which: Which, only: &[Which], figures: &[Vec<f64>]) -> Vec<f64> 
             let best_raw = only
                 .iter()
                 .zip(figures)
-                .filter(|(w, _)| w.is_raw())
+                .filter(|(w, _)| w.is_raw() && w.is_tokio() == which.is_tokio())
                 .map(|(_, f)| f[round])
                 .fold(f64::NAN, f64::max);
             best_raw.is_finite().then(|| figures[hl][round] / best_raw)
@@ -309,15 +429,12 @@ fn main() {
     let only: Vec<Which> = match std::env::var("ECHO_ONLY") {
         Ok(list) => list
             .split(',')
-            .filter_map(|name| match name.trim() {
-                "raw" => Some(Which::Raw),
-                "raw-batched" => Some(Which::RawBatched),
-                "heartline" => Some(Which::Heartline),
-                "heartline-handler" => Some(Which::HeartlineHandler),
-                other => {
-                    eprintln!("ECHO_ONLY: unknown client {other:?}, ignored");
-                    None
+            .filter_map(|name| {
+                let found = Which::ALL.into_iter().find(|w| w.names().0 == name.trim());
+                if found.is_none() {
+                    eprintln!("ECHO_ONLY: unknown client {name:?}, ignored");
                 }
+                found
             })
             .collect(),
         Err(_) => Which::ALL.to_vec(),
@@ -347,13 +464,13 @@ fn main() {
         for (which, m) in only.iter().zip(&medians) {
             println!("  {:<42} {m:>10.0} msg/s", which.name());
         }
-        let best_raw = only
-            .iter()
-            .zip(&medians)
-            .filter(|(w, _)| w.is_raw())
-            .map(|(_, m)| *m)
-            .fold(f64::NAN, f64::max);
         for (which, m) in only.iter().zip(&medians) {
+            let best_raw = only
+                .iter()
+                .zip(&medians)
+                .filter(|(w, _)| w.is_raw() && w.is_tokio() == which.is_tokio())
+                .map(|(_, m)| *m)
+                .fold(f64::NAN, f64::max);
             if which.is_raw() || !best_raw.is_finite() {
                 continue;
             }

@@ -11,6 +11,8 @@ use heartline_core::{AppHeartbeat, Backoff, ClientConfig, HeartbeatKind, Jitter,
 pub enum Runtime {
     /// `heartline-async` on smol.
     Smol,
+    /// `heartline-async` on tokio (a current-thread runtime).
+    Tokio,
     /// `heartline-async` on async-std (discontinued upstream, still supported).
     AsyncStd,
     /// `heartline-blocking` on a thread of its own.
@@ -110,6 +112,10 @@ pub struct ClientArgs {
     /// One connection only: no reconnect; exit once it has closed.
     #[arg(long, conflicts_with = "max_attempts")]
     pub once: bool,
+    /// Print each heartbeat's round-trip time on stderr, as `RTT 1.234 ms` (like
+    /// websocat's --print-ping-rtts); the JSON `rtt` events on stdout stay as they are.
+    #[arg(long)]
+    pub print_rtt: bool,
 }
 
 impl ClientArgs {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const RUNTIMES: [&str; 3] = ["smol", "async-std", "blocking"];
+const RUNTIMES: [&str; 4] = ["smol", "tokio", "async-std", "blocking"];
 
 /// The largest Autobahn message is 16 MiB (9.1.6 and 9.2.6).
 const MAX_MESSAGE: &str = "16777216";

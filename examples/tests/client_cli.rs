@@ -13,7 +13,7 @@ fn argument_errors_exit_with_status_2_and_say_why() {
     let cases: &[(&[&str], &str)] = &[
         (&[], "<URL>"),
         (&["http://127.0.0.1:1/"], "ws://"),
-        (&["ws://127.0.0.1:1/", "--runtime", "tokio"], "--runtime"),
+        (&["ws://127.0.0.1:1/", "--runtime", "glommio"], "--runtime"),
         (
             &["ws://127.0.0.1:1/", "--ping-interval-ms", "soon"],
             "whole number",
@@ -140,6 +140,11 @@ fn smol_queues_while_down() {
 }
 
 #[test]
+fn tokio_queues_while_down() {
+    queued_lines_arrive_in_order_once_the_server_is_up("tokio");
+}
+
+#[test]
 fn async_std_queues_while_down() {
     queued_lines_arrive_in_order_once_the_server_is_up("async-std");
 }
@@ -246,6 +251,11 @@ fn smol_reports_a_frozen_server() {
 }
 
 #[test]
+fn tokio_reports_a_frozen_server() {
+    reports_a_frozen_server("tokio");
+}
+
+#[test]
 fn async_std_reports_a_frozen_server() {
     reports_a_frozen_server("async-std");
 }
@@ -258,7 +268,7 @@ fn blocking_reports_a_frozen_server() {
 #[test]
 fn piped_input_is_delivered_before_the_close_on_every_runtime() {
     let server = EchoServer::start("127.0.0.1:0".parse().expect("address")).expect("bind");
-    for runtime in ["smol", "async-std", "blocking"] {
+    for runtime in ["smol", "tokio", "async-std", "blocking"] {
         // Like `printf 'one\ntwo\n' | client URL`: input ends before the connection opens.
         let mut client =
             ClientProc::spawn(&format!("ws://{}/", server.addr()), &["--runtime", runtime]);
@@ -303,4 +313,49 @@ fn binary_sends_stdin_lines_as_binary_messages_and_text_is_the_default() {
     let (status, _, stderr) = run_client(&[&url, "--text", "--binary"]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     server.kill();
+}
+
+#[test]
+fn print_rtt_writes_each_round_trip_on_stderr() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let server = EchoServer::start("127.0.0.1:0".parse().expect("address")).expect("bind");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args([&format!("ws://{}/", server.addr()), "--echo", "--print-rtt"])
+        .args(["--ping-interval", "50ms", "--ping-timeout", "5s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the client example");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Bounded: the first three lines that look like round trips, or the patience.
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    let mut rtts = Vec::new();
+    while rtts.len() < 3 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = lines.recv_timeout(left) else {
+            break;
+        };
+        if let Some(ms) = line
+            .strip_prefix("RTT ")
+            .and_then(|l| l.strip_suffix(" ms"))
+        {
+            rtts.push(ms.parse::<f64>().expect("a number of milliseconds"));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    server.kill();
+    assert_eq!(rtts.len(), 3, "round trips printed: {rtts:?}");
+    assert!(rtts.iter().all(|ms| *ms >= 0.0 && *ms < 5000.0), "{rtts:?}");
 }

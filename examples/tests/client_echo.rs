@@ -13,7 +13,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
-const RUNTIMES: [&str; 3] = ["smol", "async-std", "blocking"];
+const RUNTIMES: [&str; 4] = ["smol", "tokio", "async-std", "blocking"];
 
 /// A one-connection server on 127.0.0.1: runs `script` on the accepted socket.
 fn serve_once<T: Send + 'static>(

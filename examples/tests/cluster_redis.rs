@@ -285,6 +285,11 @@ fn a_cluster_on_redis_with_smol_nodes() {
 }
 
 #[test]
+fn a_cluster_on_redis_with_tokio_nodes() {
+    cluster_on("tokio");
+}
+
+#[test]
 fn a_cluster_on_redis_with_async_std_nodes() {
     cluster_on("async-std");
 }

@@ -252,6 +252,16 @@ fn node_ws_json_heart_beat() {
 }
 
 #[test]
+fn node_ws_protocol_pings_on_tokio() {
+    scenario(Peer::Node, Mode::Protocol, "tokio");
+}
+
+#[test]
+fn python_websockets_json_heart_beat_on_tokio() {
+    scenario(Peer::Python, Mode::JsonEcho, "tokio");
+}
+
+#[test]
 fn python_websockets_protocol_pings() {
     scenario(Peer::Python, Mode::Protocol, "blocking");
 }

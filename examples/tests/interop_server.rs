@@ -457,6 +457,11 @@ fn seed001_ping_pong_client_on_async_std() {
 }
 
 #[test]
+fn seed000_socket_class_on_tokio() {
+    seed_page_survives_heartbeats_and_restart("seed000", "tokio");
+}
+
+#[test]
 fn seed003_heart_check_on_blocking() {
     seed_page_survives_heartbeats_and_restart("seed003", "blocking");
 }
@@ -545,6 +550,11 @@ fn python_client_stays_connected(runtime: &str) {
 #[test]
 fn python_websockets_client_on_smol() {
     python_client_stays_connected("smol");
+}
+
+#[test]
+fn python_websockets_client_on_tokio() {
+    python_client_stays_connected("tokio");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_tungstenite::tungstenite::{self, client::IntoClientRequest};
 use common::{server, PATIENCE};
 
-const RUNTIMES: [&str; 3] = ["smol", "async-std", "blocking"];
+const RUNTIMES: [&str; 4] = ["smol", "tokio", "async-std", "blocking"];
 
 /// The HTTP status the server answers a handshake to `path` with `origin` (101 when it
 /// upgrades).

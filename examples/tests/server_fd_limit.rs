@@ -132,6 +132,11 @@ fn smol_server_survives_running_out_of_descriptors() {
 }
 
 #[test]
+fn tokio_server_survives_running_out_of_descriptors() {
+    survives_running_out_of_descriptors("tokio");
+}
+
+#[test]
 fn async_std_server_survives_running_out_of_descriptors() {
     survives_running_out_of_descriptors("async-std");
 }

@@ -12,7 +12,7 @@ use std::net::{Shutdown, TcpStream};
 use async_tungstenite::tungstenite::{self, Message, WebSocket};
 use common::{server, Proc, PATIENCE};
 
-const RUNTIMES: [&str; 3] = ["smol", "async-std", "blocking"];
+const RUNTIMES: [&str; 4] = ["smol", "tokio", "async-std", "blocking"];
 const MASK: [u8; 4] = [0x11, 0x22, 0x33, 0x44];
 
 /// A client frame: `first` is FIN, RSV and opcode; the payload is masked with `MASK`

@@ -2,7 +2,7 @@
 //! server's memory per connection and CPU seconds over a steady window.
 //!
 //! ```text
-//! load [--server heartline|node|floor] [--runtime smol|async-std|blocking] [--clients 10000]
+//! load [--server heartline|node|floor] [--runtime smol|tokio|async-std|blocking] [--clients 10000]
 //!      [--ping-interval-ms 1000] [--window-s 30] [--settle-s 5] [--batch 250]
 //!      [--server-bin PATH] [--clients-bin PATH] [--node-script PATH]
 //! ```
@@ -32,7 +32,7 @@ use heartline_benches::load::{count, flag_pairs, number, raise_fd_limit};
 use heartline_benches::procs::{is_event, number_field, string_field, Process};
 
 const USAGE: &str =
-    "usage: load [--server heartline|node|floor] [--runtime smol|async-std|blocking] \
+    "usage: load [--server heartline|node|floor] [--runtime smol|tokio|async-std|blocking] \
 [--clients 10000] [--ping-interval-ms 1000] [--window-s 30] [--settle-s 5] [--batch 250] \
 [--server-bin PATH] [--clients-bin PATH] [--node-script PATH]";
 

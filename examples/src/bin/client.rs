@@ -36,6 +36,9 @@ fn main() -> ExitCode {
     let out = Out::new(Instant::now());
     let ending: Result<Ending, String> = match args.runtime {
         Runtime::Smol => smol::block_on(run_async(&args, config, &out, Spawn::Smol)),
+        Runtime::Tokio => {
+            tokio_runtime().and_then(|rt| rt.block_on(run_async(&args, config, &out, Spawn::Tokio)))
+        }
         Runtime::AsyncStd => {
             async_std::task::block_on(run_async(&args, config, &out, Spawn::AsyncStd))
         }
@@ -174,6 +177,8 @@ struct Control {
     echo: bool,
     /// Stdin lines go out as binary messages (`--binary`).
     binary: bool,
+    /// Round trips go to stderr too (`--print-rtt`).
+    print_rtt: bool,
 }
 
 impl Control {
@@ -183,6 +188,7 @@ impl Control {
             handle,
             echo: args.echo,
             binary: args.binary,
+            print_rtt: args.print_rtt,
         }
     }
 
@@ -207,6 +213,9 @@ impl Control {
     fn on_notice(&self, notice: &Notice) {
         match notice {
             Notice::Open { .. } if self.seen.load(Ordering::SeqCst) => self.close(),
+            Notice::Rtt(rtt) if self.print_rtt => {
+                eprintln!("RTT {:.3} ms", rtt.as_secs_f64() * 1e3);
+            }
             _ => {}
         }
     }
@@ -279,7 +288,17 @@ macro_rules! builder {
 #[derive(Clone, Copy)]
 enum Spawn {
     Smol,
+    Tokio,
     AsyncStd,
+}
+
+/// A current-thread tokio runtime with IO and time: the client's driver and the
+/// event loop share the one thread, as on smol.
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))
 }
 
 async fn run_async(
@@ -293,6 +312,7 @@ async fn run_async(
     let builder = builder!(ClientBuilder, args, config);
     let connected = match spawn {
         Spawn::Smol => heartline_async::smol::connect(builder),
+        Spawn::Tokio => heartline_async::tokio::connect(builder),
         Spawn::AsyncStd => heartline_async::async_std::connect(builder),
     };
     let (handle, mut events) = connected.map_err(|e| e.to_string())?;

@@ -41,8 +41,13 @@ const PAGE: &str = include_str!("../../static/index.html");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Runtime {
+    /// heartline-async on smol: one thread runs the reactor and the server.
     Smol,
+    /// heartline-async on a current-thread tokio runtime.
+    Tokio,
+    /// heartline-async on async-std (discontinued upstream, still supported).
     AsyncStd,
+    /// heartline-blocking: the server loop on a thread of its own.
     Blocking,
 }
 
@@ -238,6 +243,24 @@ fn run(args: &Args, log: EventLog) -> Result<(), String> {
                 executor.spawn(driver).detach();
                 while server.next_event().await.is_some() {}
             }));
+        }
+        Runtime::Tokio => {
+            use heartline_async::runtime::Tokio;
+            use heartline_async::server::{Responder, Server};
+            let handler =
+                move |event, responder: &mut Responder<'_>| relay.handle(event, responder);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start tokio: {e}"))?;
+            rt.block_on(async {
+                let (server, driver) =
+                    Server::start_on_with_handler::<Tokio, _>(listener, config, handler)
+                        .map_err(cannot)?;
+                drop(tokio::spawn(driver));
+                while server.next_event().await.is_some() {}
+                Ok::<(), String>(())
+            })?;
         }
         Runtime::AsyncStd => {
             use heartline_async::server::{Responder, Server};
