@@ -15,6 +15,15 @@
 //! source, keeps a registry of clients by name, answers browsers' application
 //! heartbeats, bounds each client's backlog and validates upgrade requests.
 //!
+//! ## What may grow
+//!
+//! Configurations, notices, reasons and errors are `#[non_exhaustive]`: a new setting
+//! or a new kind of notice is not a breaking change. Build a configuration from its
+//! `default()` (or `ClusterConfig::new`) and set fields; match notices with a `_` arm.
+//! What a driver must carry out ([`Action`], [`ServerAction`], [`ClusterAction`]) and
+//! the events it reports ([`Event`]) stay exhaustive on purpose: a new action is work
+//! every driver has to do, so adding one is a breaking change the compiler points to.
+//!
 //! ## Driving a client
 //!
 //! ```
@@ -155,6 +164,7 @@ impl PingPayload {
 
 /// A configuration that makes no sense, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConfigError {
     /// The field, as a path from the configuration's root (`heartbeat.interval`).
     pub field: &'static str,

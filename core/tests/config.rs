@@ -23,14 +23,16 @@ fn zero_durations_are_refused() {
     let mut c = ClientConfig::default();
     c.heartbeat.timeout = Duration::ZERO;
     assert_eq!(field_of(c), "heartbeat.timeout");
-    let c = ClientConfig {
-        connect_timeout: Duration::ZERO,
-        ..ClientConfig::default()
+    let c = {
+        let mut built = ClientConfig::default();
+        built.connect_timeout = Duration::ZERO;
+        built
     };
     assert_eq!(field_of(c), "connect_timeout");
-    let c = ClientConfig {
-        close_timeout: Duration::ZERO,
-        ..ClientConfig::default()
+    let c = {
+        let mut built = ClientConfig::default();
+        built.close_timeout = Duration::ZERO;
+        built
     };
     assert_eq!(field_of(c), "close_timeout");
     let mut c = ClientConfig::default();

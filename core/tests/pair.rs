@@ -29,13 +29,14 @@ fn client_config() -> ClientConfig {
 
 /// A server that pings after 1 s of quiet and evicts after 3 s of silence.
 fn server_config() -> ServerConfig {
-    ServerConfig {
-        ping_interval: ms(1000),
-        idle_timeout: ms(3000),
-        handshake_timeout: ms(1000),
-        close_timeout: ms(500),
-        write_timeout: ms(1000),
-        ..ServerConfig::default()
+    {
+        let mut built = ServerConfig::default();
+        built.ping_interval = ms(1000);
+        built.idle_timeout = ms(3000);
+        built.handshake_timeout = ms(1000);
+        built.close_timeout = ms(500);
+        built.write_timeout = ms(1000);
+        built
     }
 }
 

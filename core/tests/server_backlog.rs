@@ -11,9 +11,10 @@ use heartline_core::{
 };
 
 fn small_backlog() -> ServerConfig {
-    ServerConfig {
-        max_backlog_bytes: 1000,
-        ..config()
+    {
+        let mut built = config();
+        built.max_backlog_bytes = 1000;
+        built
     }
 }
 

@@ -6,8 +6,7 @@ mod common;
 
 use common::server::{close, config, ms, Harness};
 use heartline_core::{
-    close_code, CloseError, Disposition, Frame, Initiator, Message, ServerAction, ServerConfig,
-    ServerNotice,
+    close_code, CloseError, Disposition, Frame, Initiator, Message, ServerAction, ServerNotice,
 };
 
 fn closed(h: &mut Harness) -> Vec<(u16, String, Initiator)> {
@@ -74,9 +73,10 @@ fn a_dropped_socket_is_an_abnormal_close() {
 
 #[test]
 fn a_message_over_the_limit_is_not_delivered_and_closes_with_1009() {
-    let mut h = Harness::new(ServerConfig {
-        max_message_size: 8,
-        ..config()
+    let mut h = Harness::new({
+        let mut built = config();
+        built.max_message_size = 8;
+        built
     });
     let conn = h.open("alice");
     assert_eq!(h.text(conn, "12345678"), Disposition::Deliver);

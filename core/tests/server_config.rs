@@ -24,94 +24,111 @@ fn nonsense_is_refused_naming_the_field() {
     let d = ServerConfig::default;
     let zero = Duration::ZERO;
     assert_eq!(
-        field(ServerConfig {
-            ping_interval: zero,
-            ..d()
+        field({
+            let mut built = d();
+            built.ping_interval = zero;
+            built
         }),
         "ping_interval"
     );
     assert_eq!(
-        field(ServerConfig {
-            idle_timeout: Duration::from_secs(30),
-            ..d()
+        field({
+            let mut built = d();
+            built.idle_timeout = Duration::from_secs(30);
+            built
         }),
         "idle_timeout"
     );
     assert_eq!(
-        field(ServerConfig {
-            handshake_timeout: zero,
-            ..d()
+        field({
+            let mut built = d();
+            built.handshake_timeout = zero;
+            built
         }),
         "handshake_timeout"
     );
     assert_eq!(
-        field(ServerConfig {
-            close_timeout: zero,
-            ..d()
+        field({
+            let mut built = d();
+            built.close_timeout = zero;
+            built
         }),
         "close_timeout"
     );
     assert_eq!(
-        field(ServerConfig {
-            max_message_size: 0,
-            ..d()
+        field({
+            let mut built = d();
+            built.max_message_size = 0;
+            built
         }),
         "max_message_size"
     );
     assert_eq!(
-        field(ServerConfig {
-            max_backlog_bytes: 0,
-            ..d()
+        field({
+            let mut built = d();
+            built.max_backlog_bytes = 0;
+            built
         }),
         "max_backlog_bytes"
     );
     assert_eq!(
-        field(ServerConfig {
-            app_heartbeats: vec![HeartbeatRule::text("", "pong")],
-            ..d()
+        field({
+            let mut built = d();
+            built.app_heartbeats = vec![HeartbeatRule::text("", "pong")];
+            built
         }),
         "app_heartbeats"
     );
     assert_eq!(
-        field(ServerConfig {
-            app_heartbeats: vec![HeartbeatRule::json_echo("", "x")],
-            ..d()
+        field({
+            let mut built = d();
+            built.app_heartbeats = vec![HeartbeatRule::json_echo("", "x")];
+            built
         }),
         "app_heartbeats"
     );
-    let up = |upgrade: UpgradeRules| ServerConfig { upgrade, ..d() };
+    let up = |upgrade: UpgradeRules| {
+        let mut built = d();
+        built.upgrade = upgrade;
+        built
+    };
     assert_eq!(
-        field(up(UpgradeRules {
-            path: PathRule::Exact("ws".into()),
-            ..UpgradeRules::default()
+        field(up({
+            let mut built = UpgradeRules::default();
+            built.path = PathRule::Exact("ws".into());
+            built
         })),
         "upgrade.path"
     );
     assert_eq!(
-        field(up(UpgradeRules {
-            name: NameSource::Query(String::new()),
-            ..UpgradeRules::default()
+        field(up({
+            let mut built = UpgradeRules::default();
+            built.name = NameSource::Query(String::new());
+            built
         })),
         "upgrade.name"
     );
     assert_eq!(
-        field(up(UpgradeRules {
-            name: NameSource::None,
-            ..UpgradeRules::default()
+        field(up({
+            let mut built = UpgradeRules::default();
+            built.name = NameSource::None;
+            built
         })),
         "upgrade.name_required"
     );
     assert_eq!(
-        field(up(UpgradeRules {
-            max_name_len: 0,
-            ..UpgradeRules::default()
+        field(up({
+            let mut built = UpgradeRules::default();
+            built.max_name_len = 0;
+            built
         })),
         "upgrade.max_name_len"
     );
     let err = Server::new(
-        ServerConfig {
-            close_timeout: zero,
-            ..d()
+        {
+            let mut built = d();
+            built.close_timeout = zero;
+            built
         },
         Instant::now(),
     )
@@ -119,9 +136,10 @@ fn nonsense_is_refused_naming_the_field() {
     assert!(err.to_string().contains("close_timeout"), "{err}");
     // A payload type of the driver's own works the same way.
     let err = Server::<std::sync::Arc<Message>>::with_payload_len(
-        ServerConfig {
-            ping_interval: zero,
-            ..d()
+        {
+            let mut built = d();
+            built.ping_interval = zero;
+            built
         },
         Instant::now(),
         |m| m.len(),
@@ -133,11 +151,12 @@ fn nonsense_is_refused_naming_the_field() {
 #[test]
 fn ping_slack_is_capped_in_proportion_to_the_timeouts() {
     let ms = Duration::from_millis;
-    let c = |ping, idle, slack| ServerConfig {
-        ping_interval: ms(ping),
-        idle_timeout: ms(idle),
-        ping_slack: ms(slack),
-        ..ServerConfig::default()
+    let c = |ping, idle, slack| {
+        let mut built = ServerConfig::default();
+        built.ping_interval = ms(ping);
+        built.idle_timeout = ms(idle);
+        built.ping_slack = ms(slack);
+        built
     };
     assert_eq!(ServerConfig::default().effective_ping_slack(), ms(100));
     assert_eq!(c(50, 150, 100).effective_ping_slack(), ms(5));

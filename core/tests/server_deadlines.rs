@@ -10,10 +10,11 @@ use heartline_core::{
 };
 
 fn short() -> ServerConfig {
-    ServerConfig {
-        handshake_timeout: ms(400),
-        write_timeout: ms(700),
-        ..config()
+    {
+        let mut built = config();
+        built.handshake_timeout = ms(400);
+        built.write_timeout = ms(700);
+        built
     }
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::server::{config, ms, Harness};
-use heartline_core::{ServerAction, ServerConfig};
+use heartline_core::ServerAction;
 
 fn pings(h: &mut Harness) -> usize {
     h.actions()
@@ -16,9 +16,10 @@ fn pings(h: &mut Harness) -> usize {
 /// Opens 100 clients one every 10 ms (ping deadlines 1000-1990 ms) and returns the
 /// wake-ups it takes to ping them all.
 fn ping_wake_ups(slack_ms: u64) -> Vec<u64> {
-    let mut h = Harness::new(ServerConfig {
-        ping_slack: ms(slack_ms),
-        ..config()
+    let mut h = Harness::new({
+        let mut built = config();
+        built.ping_slack = ms(slack_ms);
+        built
     });
     let opened: Vec<_> = (0..100)
         .map(|i| {
@@ -67,11 +68,12 @@ fn spread_out_clients_share_wake_ups() {
 
 #[test]
 fn eviction_is_not_delayed_by_the_slack() {
-    let mut h = Harness::new(ServerConfig {
-        ping_interval: ms(10_000),
-        idle_timeout: ms(11_000),
-        ping_slack: ms(5_000),
-        ..config()
+    let mut h = Harness::new({
+        let mut built = config();
+        built.ping_interval = ms(10_000);
+        built.idle_timeout = ms(11_000);
+        built.ping_slack = ms(5_000);
+        built
     });
     // The slack in force is capped at half the time between ping and eviction.
     assert_eq!(h.server.config().effective_ping_slack(), ms(500));

@@ -405,14 +405,12 @@ proptest! {
 
     #[test]
     fn invariants_hold(ops in prop::collection::vec(op(), 1..120), slack in prop::sample::select(vec![0u64, 1, 100, 1999])) {
-        let config = ServerConfig {
-            max_backlog_bytes: 1000,
-            ping_slack: ms(slack),
-            // Shorter than the idle timeout, so stalls and handshakes run out first.
-            write_timeout: ms(1500),
-            handshake_timeout: ms(2000),
-            ..config()
-        };
+        let mut config = config();
+        config.max_backlog_bytes = 1000;
+        config.ping_slack = ms(slack);
+        // Shorter than the idle timeout, so stalls and handshakes run out first.
+        config.write_timeout = ms(1500);
+        config.handshake_timeout = ms(2000);
         let start = Instant::now();
         let mut w = World {
             server: Server::new(config.clone(), start).unwrap(),

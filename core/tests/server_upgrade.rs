@@ -46,10 +46,11 @@ fn default_rules_follow_seed_002() {
 #[test]
 fn path_and_name_sources_are_configurable() {
     // Seed 003: ws://localhost:8888/websocket/name
-    let seed_003 = UpgradeRules {
-        path: PathRule::Prefix("/websocket/".into()),
-        name: NameSource::LastSegment,
-        ..UpgradeRules::default()
+    let seed_003 = {
+        let mut built = UpgradeRules::default();
+        built.path = PathRule::Prefix("/websocket/".into());
+        built.name = NameSource::LastSegment;
+        built
     };
     assert_eq!(
         status(&seed_003, "/websocket/name"),
@@ -63,28 +64,31 @@ fn path_and_name_sources_are_configurable() {
     assert_eq!(status(&seed_003, "/ws/name"), Err(404));
 
     // Seed 001: ws://localhost:8080, anonymous clients.
-    let seed_001 = UpgradeRules {
-        path: PathRule::Any,
-        name: NameSource::None,
-        name_required: false,
-        ..UpgradeRules::default()
+    let seed_001 = {
+        let mut built = UpgradeRules::default();
+        built.path = PathRule::Any;
+        built.name = NameSource::None;
+        built.name_required = false;
+        built
     };
     assert_eq!(status(&seed_001, "/"), Ok(None));
     assert_eq!(status(&seed_001, "/anything?name=x"), Ok(None));
 
-    let optional = UpgradeRules {
-        name_required: false,
-        ..UpgradeRules::default()
+    let optional = {
+        let mut built = UpgradeRules::default();
+        built.name_required = false;
+        built
     };
     assert_eq!(status(&optional, "/ws/"), Ok(None));
 
-    let custom = UpgradeRules {
-        name: NameSource::Custom(Arc::new(|req: &UpgradeRequest<'_>| {
+    let custom = {
+        let mut built = UpgradeRules::default();
+        built.name = NameSource::Custom(Arc::new(|req: &UpgradeRequest<'_>| {
             req.header("x-device")
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .map(str::to_owned)
-        })),
-        ..UpgradeRules::default()
+        }));
+        built
     };
     let headers: &[(&str, &[u8])] = &[("Host", b"h"), ("X-Device", b"phone")];
     assert_eq!(
@@ -98,8 +102,9 @@ fn path_and_name_sources_are_configurable() {
 
 #[test]
 fn the_authorize_callback_sees_the_request_and_picks_the_status() {
-    let rules = UpgradeRules {
-        authorize: Some(Arc::new(|req: &UpgradeRequest<'_>| {
+    let rules = {
+        let mut built = UpgradeRules::default();
+        built.authorize = Some(Arc::new(|req: &UpgradeRequest<'_>| {
             match req.header("authorization") {
                 None => Err(Rejection::unauthorized()),
                 Some(b"Bearer good") if req.param("name") == Ok(Some("admin".into())) => Ok(()),
@@ -107,8 +112,8 @@ fn the_authorize_callback_sees_the_request_and_picks_the_status() {
                 // A status that is not an error is answered as 403.
                 Some(_) => Err(Rejection::new(200, "nonsense")),
             }
-        })),
-        ..UpgradeRules::default()
+        }));
+        built
     };
     let check = |target: &str, auth: Option<&'static [u8]>| {
         let headers: Vec<(&str, &[u8])> = auth.map(|a| ("Authorization", a)).into_iter().collect();

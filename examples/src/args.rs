@@ -358,7 +358,7 @@ mod tests {
                 ],
                 "cannot be used",
             ),
-            (&["ws://h/", "--runtime", "tokio"], "--runtime"),
+            (&["ws://h/", "--runtime", "glommio"], "--runtime"),
             (&["ws://h/", "--reconnect", "exp:5"], "--reconnect"),
             (
                 &["ws://h/", "--reconnect", "exp:500:100"],

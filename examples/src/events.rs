@@ -69,6 +69,7 @@ pub fn notice_json(t_ms: u64, notice: &Notice) -> String {
                 GiveUpReason::AttemptsExhausted { attempts } => {
                     ("attempts", u64::from(*attempts).into())
                 }
+                other => ("detail", format!("{other:?}").into()),
             };
             line(
                 "gave_up",
@@ -103,6 +104,8 @@ pub fn notice_json(t_ms: u64, notice: &Notice) -> String {
                 ("cause", cause_str(*cause).into()),
             ],
         ),
+        // Notices added to heartline later: their debug form, under "notice".
+        other => line("notice", t_ms, &[("debug", format!("{other:?}").into())]),
     }
 }
 
@@ -155,6 +158,7 @@ pub fn describe(notice: &Notice) -> String {
             "dropped {messages} queued messages ({bytes} bytes): {}",
             cause_str(*cause)
         ),
+        other => format!("{other:?}"),
     }
 }
 
@@ -162,6 +166,7 @@ fn cause_str(cause: DropCause) -> &'static str {
     match cause {
         DropCause::Overflow => "overflow",
         DropCause::Closed => "closed",
+        _ => "other",
     }
 }
 

@@ -44,6 +44,7 @@ impl Relay {
                         SendOutcome::Delivered => None,
                         SendOutcome::NoSuchClient => Some("no_such_client"),
                         SendOutcome::Timeout => Some("timeout"),
+                        _ => Some("failed"),
                     };
                     answer(responder, conn, &to, reason);
                 }
@@ -58,6 +59,8 @@ impl Relay {
             ServerEvent::Cluster(ClusterNotice::Backplane { up }) => {
                 self.log.emit("backplane", &[("up", up.into())]);
             }
+            // Events added to heartline later are not shown.
+            _ => {}
         }
     }
 
@@ -112,6 +115,7 @@ impl Relay {
                 log.emit("rejected", &fields);
             }
             ServerNotice::ShutdownComplete => log.emit("stopped", &[]),
+            _ => {}
         }
     }
 }

@@ -23,6 +23,11 @@
 //! ([`build_with_handler`], `smol::connect_with_handler`): it answers
 //! through a [`Responder`] whose sends go out in the same turn, with no task switch.
 //!
+//! The events are a `Stream` ([`ClientEvents`]); the handle is cloneable and a
+//! `futures::Sink` of messages (`client.send(msg).await` through `SinkExt`, or
+//! `stream.forward(client)`): always ready, since the client's bounded queue is the
+//! back-pressure, and a message it refuses is the sink's error.
+//!
 //! The builder, the handle and the events are the same types as in
 //! `heartline-blocking` (all come from `heartline-tungstenite`), so code that builds a
 //! client or handles its events works with either.

@@ -177,7 +177,7 @@ mod tests {
                 let len = (1 + (seed >> 16) as usize % 700).min(sent.len() - at);
                 peer.write_all(&sent[at..at + len]).expect("write");
                 at += len;
-                if seed % 4 == 0 {
+                if seed.is_multiple_of(4) {
                     std::thread::yield_now();
                 }
             }

@@ -14,9 +14,10 @@ use heartline_blocking::server::{Server, ServerConfig};
 use heartline_core::Message;
 
 fn start(core: heartline_core::ServerConfig) -> Server {
-    let config = ServerConfig {
-        core,
-        ..ServerConfig::default()
+    let config = {
+        let mut built = ServerConfig::default();
+        built.core = core;
+        built
     };
     start_with(config)
 }

@@ -21,9 +21,10 @@ struct HandlerServer {
 }
 
 fn config(core: heartline_core::ServerConfig) -> ServerConfig {
-    ServerConfig {
-        core,
-        ..ServerConfig::default()
+    {
+        let mut built = ServerConfig::default();
+        built.core = core;
+        built
     }
 }
 

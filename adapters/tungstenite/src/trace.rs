@@ -15,7 +15,7 @@ use heartline_core::{ClusterNotice, ConnId, Notice, ServerNotice};
 pub fn client_notice(notice: &Notice) {
     #[cfg(feature = "tracing")]
     {
-        use tracing::{error, info, trace, warn};
+        use tracing::{debug, error, info, trace, warn};
         const T: &str = "heartline::client";
         match notice {
             Notice::Connecting { conn, attempt } => {
@@ -67,6 +67,8 @@ pub fn client_notice(notice: &Notice) {
                 bytes,
                 "connection ended with messages the server was not seen to read"
             ),
+            // Kinds added to the core later are logged once named here.
+            _ => debug!(target: T, ?notice, "notice"),
         }
     }
     #[cfg(not(feature = "tracing"))]
@@ -87,7 +89,7 @@ pub fn client_heartbeat(conn: ConnId) {
 pub fn server_notice(notice: &ServerNotice) {
     #[cfg(feature = "tracing")]
     {
-        use tracing::{info, warn};
+        use tracing::{debug, info, warn};
         const T: &str = "heartline::server";
         match notice {
             ServerNotice::Opened { conn, name } => {
@@ -137,6 +139,8 @@ pub fn server_notice(notice: &ServerNotice) {
                 info!(target: T, path = %path, status, "upgrade refused")
             }
             ServerNotice::ShutdownComplete => info!(target: T, "shutdown complete"),
+            // Kinds added to the core later are logged once named here.
+            _ => debug!(target: T, ?notice, "notice"),
         }
     }
     #[cfg(not(feature = "tracing"))]
@@ -171,6 +175,8 @@ pub fn cluster_notice(notice: &ClusterNotice) {
             ClusterNotice::Backplane { up: false } => {
                 warn!(target: T, "backplane down: serving this node's clients alone")
             }
+            // Kinds added to the core later are logged once named here.
+            _ => debug!(target: T, ?notice, "notice"),
         }
     }
     #[cfg(not(feature = "tracing"))]

@@ -10,7 +10,11 @@ use crate::ConfigError;
 
 /// Everything a [`Client`](crate::Client) needs to know. `Default` gives a configuration
 /// that suits a client talking to a server behind ordinary proxies and load balancers.
+///
+/// Non-exhaustive, so that new settings are not breaking changes: start from
+/// `ClientConfig::default()` and set the fields you need.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// How the client checks that the server is still there.
     pub heartbeat: HeartbeatConfig,
@@ -142,7 +146,11 @@ pub(crate) fn nonzero(field: &'static str, d: Duration) -> Result<(), ConfigErro
 }
 
 /// The client's heartbeat.
+///
+/// Non-exhaustive, so that new settings are not breaking changes: start from
+/// `HeartbeatConfig::default()` and set the fields you need.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HeartbeatConfig {
     /// What a heartbeat is on the wire.
     pub kind: HeartbeatKind,
@@ -285,7 +293,11 @@ impl fmt::Debug for ReplyMatcher {
 }
 
 /// Reconnection policy.
+///
+/// Non-exhaustive, so that new settings are not breaking changes: start from
+/// `ReconnectConfig::default()` and set the fields you need.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReconnectConfig {
     /// The delay curve.
     ///
@@ -357,7 +369,11 @@ impl Default for ReconnectConfig {
 /// also takes back the messages a lost connection never got to write (sent while it
 /// was open, not yet handed to the WebSocket library), ahead of the rest: they go out
 /// on the next connection.
+///
+/// Non-exhaustive, so that new settings are not breaking changes: start from
+/// `QueueConfig::default()` and set the fields you need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QueueConfig {
     /// Most messages held. Default 1024. `0` disables queueing: sends while
     /// disconnected are rejected.

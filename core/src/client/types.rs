@@ -106,6 +106,7 @@ pub enum ConnectError<'a> {
 
 /// Why a connection attempt failed, owned, as reported to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnectFailure {
     /// The server answered with this HTTP status.
     Http {
@@ -132,6 +133,7 @@ impl fmt::Display for ConnectFailure {
 
 /// What the client tells the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Notice {
     /// A connection attempt started.
     Connecting {
@@ -215,6 +217,7 @@ pub enum Notice {
 
 /// Why the client stopped reconnecting.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GiveUpReason {
     /// `max_attempts` reconnect attempts in a row failed.
     AttemptsExhausted {
@@ -252,6 +255,7 @@ impl fmt::Display for GiveUpReason {
 
 /// Why queued messages were discarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DropCause {
     /// The queue was full and the policy is [`Overflow::DropOldest`](crate::Overflow::DropOldest).
     Overflow,
@@ -270,6 +274,7 @@ pub struct SendError {
 
 /// Why a send was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendErrorKind {
     /// The client is closed or closing for good.
     Closed,
@@ -293,6 +298,7 @@ impl std::error::Error for SendError {}
 
 /// `close` was called with a code or reason that cannot go on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseError {
     /// The code is not one an endpoint may send (RFC 6455 section 7.4).
     InvalidCode(u16),

@@ -9,7 +9,11 @@ use crate::frame::Message;
 use crate::{ConfigError, ConnId};
 
 /// How a node takes part in the cluster.
+///
+/// Non-exhaustive, so that new settings are not breaking changes: start from
+/// `ClusterConfig::new(node)` and set the fields you need.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ClusterConfig {
     /// This node's id, unique in the cluster.
     pub node: String,
@@ -103,6 +107,7 @@ pub enum Route {
 
 /// How a send to another node ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendOutcome {
     /// The holder took it.
     Delivered,
@@ -153,6 +158,7 @@ pub enum ClusterAction {
 
 /// What the cluster tells the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClusterNotice {
     /// The answer to a [`Route::Remote`] send.
     SendResult {

@@ -13,7 +13,11 @@ use crate::ConfigError;
 /// Everything a [`Server`](crate::Server) needs to know. `Default` serves seed 002's
 /// clients (`/ws/?name=...`, `"ping"`/`"pong"` and JSON `heart_beat`) behind ordinary
 /// proxies.
+///
+/// Non-exhaustive, so that new settings are not breaking changes: start from
+/// `ServerConfig::default()` and set the fields you need.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Inbound quiet time after which the server sends a protocol Ping. Any inbound
     /// frame restarts it, so a chatty client is never pinged.

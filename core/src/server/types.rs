@@ -84,6 +84,7 @@ impl<P> ServerAction<P> {
 
 /// What the server tells the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerNotice {
     /// A connection opened (and, with a name, was registered).
     Opened {
@@ -132,6 +133,7 @@ pub enum ServerNotice {
 
 /// Why the server dropped a connection at once, without a close handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EvictReason {
     /// Silent for [`ServerConfig::idle_timeout`](crate::ServerConfig::idle_timeout);
     /// closed with [`close_code::IDLE_TIMEOUT`].
@@ -192,6 +194,7 @@ impl fmt::Display for EvictReason {
 /// [`Server::open`](crate::Server::open) could not take the connection; the driver
 /// drops it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OpenError {
     /// [`Server::shutdown`](crate::Server::shutdown) was called.
     ShuttingDown,

@@ -93,6 +93,7 @@ fn origin_form(target: &str) -> &str {
 
 /// A query string that cannot be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QueryError {
     /// A `%` not followed by two hex digits.
     BadEscape,
@@ -270,7 +271,11 @@ impl OriginRule {
 
 /// How an upgrade request is judged. `Default` suits seed 002's clients
 /// (`ws://host/ws/?name=alice`).
+///
+/// Non-exhaustive, so that new settings are not breaking changes: start from
+/// `UpgradeRules::default()` and set the fields you need.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct UpgradeRules {
     /// Which paths are served; others get 404.
     ///

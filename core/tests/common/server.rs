@@ -16,12 +16,13 @@ pub fn ms(n: u64) -> Duration {
 /// A configuration with short, round numbers: ping after 1 s quiet (no slack, so every
 /// ping is exactly on its deadline), evict after 3 s, close handshakes 500 ms.
 pub fn config() -> ServerConfig {
-    ServerConfig {
-        ping_interval: ms(1000),
-        idle_timeout: ms(3000),
-        ping_slack: ms(0),
-        close_timeout: ms(500),
-        ..ServerConfig::default()
+    {
+        let mut built = ServerConfig::default();
+        built.ping_interval = ms(1000);
+        built.idle_timeout = ms(3000);
+        built.ping_slack = ms(0);
+        built.close_timeout = ms(500);
+        built
     }
 }
 

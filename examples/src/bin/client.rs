@@ -126,6 +126,8 @@ impl Out {
                     .echo
                     .then(|| control.handle.send_binary(data.to_vec()))
             }
+            // Kinds of event added to heartline later.
+            _ => None,
         };
         if let Some(Err(e)) = echoed {
             self.send_failed(&e);

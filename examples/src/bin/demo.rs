@@ -129,6 +129,7 @@ impl Watch {
             ClientEvent::Binary(data) => self
                 .timeline
                 .say("client", &format!("<- {} bytes", data.len())),
+            _ => {}
         }
     }
 

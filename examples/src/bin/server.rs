@@ -199,11 +199,12 @@ fn server_config(args: &Args, node: &str) -> Result<ServerConfig, String> {
             Some(ClusterSetup::new(ClusterConfig::new(node), redis))
         }
     };
-    Ok(ServerConfig {
-        core: core_config(args),
-        http: Some(http_handler(&args.path, node.to_owned())),
-        cluster,
-        ..ServerConfig::default()
+    Ok({
+        let mut built = ServerConfig::default();
+        built.core = core_config(args);
+        built.http = Some(http_handler(&args.path, node.to_owned()));
+        built.cluster = cluster;
+        built
     })
 }
 

@@ -87,6 +87,7 @@ fn describe(n: &Notice) -> String {
         } => {
             format!("dropped {messages} queued messages ({bytes} bytes): {cause:?}")
         }
+        other => format!("{other:?}"),
     }
 }
 

@@ -24,9 +24,10 @@ pub struct AsyncServer {
 
 /// A server configuration around `core` for tests.
 pub fn config(core: heartline_core::ServerConfig) -> ServerConfig {
-    ServerConfig {
-        core,
-        ..ServerConfig::default()
+    {
+        let mut built = ServerConfig::default();
+        built.core = core;
+        built
     }
 }
 

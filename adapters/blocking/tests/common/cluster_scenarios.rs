@@ -22,10 +22,11 @@ pub fn node_config(memory: &Memory, node: &str) -> ServerConfig {
     cluster.heartbeat_interval = Duration::from_millis(100);
     cluster.node_ttl = Duration::from_millis(400);
     cluster.send_timeout = Duration::from_secs(1);
-    ServerConfig {
-        core: quiet(),
-        cluster: Some(ClusterSetup::new(cluster, memory.clone())),
-        ..ServerConfig::default()
+    {
+        let mut built = ServerConfig::default();
+        built.core = quiet();
+        built.cluster = Some(ClusterSetup::new(cluster, memory.clone()));
+        built
     }
 }
 

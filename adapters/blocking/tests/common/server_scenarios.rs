@@ -63,22 +63,20 @@ macro_rules! server_tests {
         fn a_client_that_does_not_read_its_messages_is_dropped() {
             // A backlog bound above what kernel buffers hold, so the connection's
             // writer is stuck on the full socket when the eviction comes.
-            common::server_scenarios::slow_reader_is_dropped(&$start(
-                heartline_core::ServerConfig {
-                    max_backlog_bytes: 64 << 20,
-                    ..common::server::quiet()
-                },
-            ));
+            common::server_scenarios::slow_reader_is_dropped(&$start({
+                let mut built = common::server::quiet();
+                built.max_backlog_bytes = 64 << 20;
+                built
+            }));
         }
 
         #[test]
         fn a_client_that_sends_but_never_reads_is_cut_off_by_the_write_timeout() {
-            common::server_scenarios::sender_that_never_reads_is_cut_off(&$start(
-                heartline_core::ServerConfig {
-                    max_backlog_bytes: 64 << 20,
-                    ..common::server::core_config(100, 1_500)
-                },
-            ));
+            common::server_scenarios::sender_that_never_reads_is_cut_off(&$start({
+                let mut built = common::server::core_config(100, 1_500);
+                built.max_backlog_bytes = 64 << 20;
+                built
+            }));
         }
 
         #[test]
@@ -88,12 +86,11 @@ macro_rules! server_tests {
 
         #[test]
         fn a_message_larger_than_the_socket_takes_arrives_whole() {
-            common::server_scenarios::large_message_arrives_whole(&$start(
-                heartline_core::ServerConfig {
-                    max_backlog_bytes: 64 << 20,
-                    ..common::server::quiet()
-                },
-            ));
+            common::server_scenarios::large_message_arrives_whole(&$start({
+                let mut built = common::server::quiet();
+                built.max_backlog_bytes = 64 << 20;
+                built
+            }));
         }
 
         #[test]

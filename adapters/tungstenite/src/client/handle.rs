@@ -293,6 +293,7 @@ impl ClientHandle {
 
 /// What the application hears from the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// A lifecycle notice from the core (open, closed, heartbeat missed, reconnect
     /// scheduled, gave up, ...).

@@ -9,6 +9,8 @@
 
 mod builder;
 mod handle;
+#[cfg(feature = "sink")]
+mod sink;
 mod target;
 
 pub use builder::ClientBuilder;
@@ -44,6 +46,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
 
 /// The client could not be built or started.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BuildError {
     /// The configuration makes no sense.
     Config(ConfigError),

@@ -13,6 +13,7 @@ use crate::wire::{Buffers, HttpResponse};
 
 /// What the server tells the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerEvent {
     /// Something the core decided or observed: a client opened, was replaced or closed
     /// (an eviction says why in [`ServerNotice::Closed`]), an upgrade was rejected,
@@ -117,6 +118,7 @@ pub struct ClientInfo {
 
 /// A request to the server could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerError {
     /// No open client has this name or id.
     NotConnected,
@@ -157,7 +159,11 @@ pub enum Target {
 pub type HttpHandler = Arc<dyn Fn(&Request, &Directory<'_>) -> Option<HttpResponse> + Send + Sync>;
 
 /// How a heartline server runs, whatever its runtime.
+///
+/// Non-exhaustive, so that new settings are not breaking changes: start from
+/// `ServerConfig::default()` and set the fields you need.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// The core's configuration: ping interval, idle, handshake and write timeouts,
     /// path, limits.
