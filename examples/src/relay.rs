@@ -115,6 +115,10 @@ impl Relay {
                 log.emit("rejected", &fields);
             }
             ServerNotice::ShutdownComplete => log.emit("stopped", &[]),
+            ServerNotice::Resumed { lost } => {
+                let lost_ms = u64::try_from(lost.as_millis()).unwrap_or(u64::MAX);
+                log.emit("resumed", &[("lost_ms", lost_ms.into())]);
+            }
             _ => {}
         }
     }

@@ -344,6 +344,10 @@ impl World {
                     self.shutdown_complete = true;
                 }
                 ServerNotice::Rejected { .. } => {}
+                ServerNotice::Resumed { lost } => assert!(
+                    self.config.suspend_threshold.is_some_and(|t| lost > t),
+                    "resumed after losing only {lost:?}"
+                ),
                 // A notice the target does not know yet: a kind added to the core,
                 // to be given its own invariant here.
                 other => panic!("notice the fuzz target does not check: {other:?}"),
@@ -393,11 +397,18 @@ impl World {
     fn wind_down(&mut self) {
         self.server.shutdown(self.clock.now);
         self.drain();
-        let c = &self.config;
-        let longest = c.handshake_timeout + c.close_timeout + c.write_timeout + c.idle_timeout;
-        self.clock.now += longest + Duration::from_millis(1);
-        self.server.handle_timeout(self.clock.now);
-        self.drain();
+        // Deadline by deadline, as a running driver would (one jump past them all would
+        // read as a suspension, and move them). Each step handles at least one
+        // deadline: the closes, handshakes, stalls and evictions of every connection.
+        let most = 4 * (self.server.len() + self.server.handshakes()) + 8;
+        for _ in 0..most {
+            let Some(t) = self.server.poll_timeout() else {
+                break;
+            };
+            self.clock.now = self.clock.now.max(t);
+            self.server.handle_timeout(self.clock.now);
+            self.drain();
+        }
         assert!(self.server.is_shut_down(), "shutdown did not complete");
         assert!(self.shutdown_complete, "no ShutdownComplete");
         assert!(self.server.is_empty() && self.server.handshakes() == 0);

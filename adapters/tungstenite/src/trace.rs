@@ -139,6 +139,11 @@ pub fn server_notice(notice: &ServerNotice) {
                 info!(target: T, path = %path, status, "upgrade refused")
             }
             ServerNotice::ShutdownComplete => info!(target: T, "shutdown complete"),
+            ServerNotice::Resumed { lost } => warn!(
+                target: T,
+                lost_ms = lost.as_millis() as u64,
+                "suspended: every deadline moved by the time lost"
+            ),
             // Kinds added to the core later are logged once named here.
             _ => debug!(target: T, ?notice, "notice"),
         }

@@ -74,6 +74,17 @@ pub struct ServerConfig {
     /// second; a peer that takes nothing for 10 s has stopped reading, even if it still
     /// sends (and so looks alive to the idle timeout).
     pub write_timeout: Duration,
+    /// How much time the server may lose before it concludes that it was suspended (a
+    /// frozen VM, a stopped process, a laptop lid over a development server): it woke
+    /// this much past the deadline it asked for, with nothing heard meanwhile. Every
+    /// deadline then moves by the time lost ([`ServerNotice::Resumed`](crate::ServerNotice)),
+    /// so clients are judged on the time the server saw pass: those that were silent
+    /// only because the server could not ping them are pinged, not evicted at once.
+    /// `None`: deadlines stand, and a long suspension evicts every quiet client.
+    ///
+    /// Default 5 s, as the client's: a running server is woken within milliseconds of
+    /// its deadline; 5 s lost is a suspension.
+    pub suspend_threshold: Option<Duration>,
     /// How long a driver waits before it accepts again after accepting failed (out of
     /// file descriptors, say): see
     /// [`Server::handle_accept_failed`](crate::Server::handle_accept_failed).
@@ -122,6 +133,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
+            suspend_threshold: Some(Duration::from_secs(5)),
             accept_pause: Duration::from_millis(50),
             max_message_size: 64 << 10,
             max_frame_size: 64 << 10,
@@ -150,6 +162,9 @@ impl ServerConfig {
         nonzero("handshake_timeout", self.handshake_timeout)?;
         nonzero("close_timeout", self.close_timeout)?;
         nonzero("write_timeout", self.write_timeout)?;
+        if let Some(threshold) = self.suspend_threshold {
+            nonzero("suspend_threshold", threshold)?;
+        }
         nonzero("accept_pause", self.accept_pause)?;
         if self.max_message_size == 0 {
             return Err(ConfigError::new(

@@ -470,9 +470,30 @@ impl<P> Server<P> {
 
     fn clamp(&mut self, now: Instant) -> Instant {
         if now > self.now {
+            self.resume_if_suspended(now);
             self.now = now;
         }
         self.now
+    }
+
+    /// Nothing was heard for longer than the suspend threshold, and the server woke
+    /// that far past its deadline: it was suspended. Every deadline moves by the time
+    /// lost (see [`ServerConfig::suspend_threshold`]).
+    fn resume_if_suspended(&mut self, now: Instant) {
+        let Some(threshold) = self.config.suspend_threshold else {
+            return;
+        };
+        if now.saturating_duration_since(self.now) <= threshold {
+            return;
+        }
+        let Some(expected) = self.poll_timeout() else {
+            return;
+        };
+        let lost = now.saturating_duration_since(expected.max(self.now));
+        if lost > threshold {
+            self.table.shift(lost);
+            self.notices.push_back(ServerNotice::Resumed { lost });
+        }
     }
 
     fn deadline(&self, stage: Stage) -> Option<Instant> {

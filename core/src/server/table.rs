@@ -190,6 +190,20 @@ impl Table {
         Some(ConnId(seq << INDEX_BITS | u64::from(idx)))
     }
 
+    /// Moves every time kept for every connection `by` later: the keys (so every list
+    /// keeps its order and every deadline moves alike), stalls and pings in flight.
+    pub(crate) fn shift(&mut self, by: Duration) {
+        for slot in self.slots.iter_mut().filter(|s| s.seq != 0) {
+            slot.key += by;
+            if let Some(since) = &mut slot.stalled {
+                *since += by;
+            }
+            if let Some((_, sent)) = &mut slot.ping {
+                *sent += by;
+            }
+        }
+    }
+
     /// The slot index of `conn`, if it is still held.
     pub(crate) fn find(&self, conn: ConnId) -> Option<u32> {
         let idx = (conn.0 & ((1 << INDEX_BITS) - 1)) as u32;

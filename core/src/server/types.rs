@@ -129,6 +129,14 @@ pub enum ServerNotice {
     },
     /// [`Server::shutdown`](crate::Server::shutdown) finished: every connection is gone.
     ShutdownComplete,
+    /// The server lost this much time (suspended or frozen; see
+    /// [`ServerConfig::suspend_threshold`](crate::ServerConfig::suspend_threshold)):
+    /// every deadline moved by it, so no client is evicted for the time the server did
+    /// not see pass.
+    Resumed {
+        /// How far past its deadline the server woke.
+        lost: std::time::Duration,
+    },
 }
 
 /// Why the server dropped a connection at once, without a close handshake.
