@@ -7,6 +7,7 @@ mod config;
 mod handshake;
 mod json;
 mod table;
+mod time;
 mod types;
 mod upgrade;
 
@@ -311,54 +312,6 @@ impl<P> Server<P> {
         self.remove(idx, code, reason, by, None);
     }
 
-    /// Handles every deadline at or before `now`: aborts close handshakes that took too
-    /// long, drops handshakes that took too long, evicts clients whose writes stalled
-    /// for `write_timeout` or that were silent for `idle_timeout`, pings clients quiet
-    /// for `ping_interval`. Each handled deadline moves or goes, so calling this again
-    /// with the same `now` does nothing; it only touches connections that are due.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let now = self.clamp(now);
-        while let Some(idx) = self.due(Stage::Closing, now) {
-            let conn = self.table.id(idx);
-            self.actions.push_back((ServerAction::Abort { conn }, true));
-            let c = self.table.slot_mut(idx).closing.take();
-            let (code, reason, by) = c.map_or(
-                (close_code::ABNORMAL, Cow::Borrowed(""), Initiator::Local),
-                |c| (c.code, c.reason, c.by),
-            );
-            self.remove(idx, code, reason, by, None);
-        }
-        while let Some(idx) = self.due(Stage::Handshake, now) {
-            self.evict(idx, EvictReason::HandshakeTimeout);
-        }
-        while let Some(idx) = self.stall_due(now) {
-            self.evict(idx, EvictReason::WriteStall);
-        }
-        while let Some(idx) = self.due(Stage::Pinged, now) {
-            self.evict(idx, EvictReason::Idle);
-        }
-        while let Some(idx) = self.due(Stage::Quiet, now) {
-            let last_seen = self.table.slot(idx).key;
-            if at(last_seen, self.config.idle_timeout).is_some_and(|t| t <= now) {
-                // Overdue for both: no point pinging a client about to be dropped.
-                self.evict(idx, EvictReason::Idle);
-                continue;
-            }
-            let conn = self.table.id(idx);
-            let seq = self.ping_seq;
-            self.ping_seq += 1;
-            self.table.slot_mut(idx).ping = Some((seq, now));
-            self.table.move_to(idx, Stage::Pinged, last_seen);
-            self.actions.push_back((
-                ServerAction::SendPing {
-                    conn,
-                    payload: PingPayload::from_seq(seq),
-                },
-                false,
-            ));
-        }
-    }
-
     // ---- outputs ----
 
     /// The next thing for the driver to do.
@@ -375,24 +328,6 @@ impl<P> Server<P> {
     /// The next thing to tell the application.
     pub fn poll_notice(&mut self) -> Option<ServerNotice> {
         self.notices.pop_front()
-    }
-
-    /// The one deadline at which [`Server::handle_timeout`] must be called next: the
-    /// earliest over all connections (pings delayed by at most
-    /// [`ServerConfig::effective_ping_slack`] to share a wake-up), found in constant
-    /// time.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let stall = self.stall_deadline().map(|(_, at)| at);
-        [
-            Stage::Closing,
-            Stage::Handshake,
-            Stage::Pinged,
-            Stage::Quiet,
-        ]
-        .into_iter()
-        .filter_map(|stage| self.wake_at(stage))
-        .chain(stall)
-        .min()
     }
 
     // ---- getters ----
@@ -467,72 +402,6 @@ impl<P> Server<P> {
     }
 
     // ---- internals ----
-
-    fn clamp(&mut self, now: Instant) -> Instant {
-        if now > self.now {
-            self.resume_if_suspended(now);
-            self.now = now;
-        }
-        self.now
-    }
-
-    /// Nothing was heard for longer than the suspend threshold, and the server woke
-    /// that far past its deadline: it was suspended. Every deadline moves by the time
-    /// lost (see [`ServerConfig::suspend_threshold`]).
-    fn resume_if_suspended(&mut self, now: Instant) {
-        let Some(threshold) = self.config.suspend_threshold else {
-            return;
-        };
-        if now.saturating_duration_since(self.now) <= threshold {
-            return;
-        }
-        let Some(expected) = self.poll_timeout() else {
-            return;
-        };
-        let lost = now.saturating_duration_since(expected.max(self.now));
-        if lost > threshold {
-            self.table.shift(lost);
-            self.notices.push_back(ServerNotice::Resumed { lost });
-        }
-    }
-
-    fn deadline(&self, stage: Stage) -> Option<Instant> {
-        let idx = self.table.head(stage)?;
-        let after = match stage {
-            Stage::Handshake => self.config.handshake_timeout,
-            Stage::Quiet => self.config.ping_interval,
-            Stage::Pinged => self.config.idle_timeout,
-            Stage::Closing => self.config.close_timeout,
-        };
-        at(self.table.slot(idx).key, after)
-    }
-
-    /// When to wake for `stage`: its deadline, plus the ping slack for pings.
-    fn wake_at(&self, stage: Stage) -> Option<Instant> {
-        let t = self.deadline(stage)?;
-        match stage {
-            Stage::Quiet => at(t, self.ping_slack),
-            _ => Some(t),
-        }
-    }
-
-    fn due(&self, stage: Stage, now: Instant) -> Option<u32> {
-        let idx = self.table.head(stage)?;
-        self.deadline(stage)
-            .is_some_and(|t| t <= now)
-            .then_some(idx)
-    }
-
-    /// The connection blocked longest and when its stall runs out.
-    fn stall_deadline(&self) -> Option<(u32, Instant)> {
-        let (idx, since) = self.table.stall_head()?;
-        Some((idx, at(since, self.config.write_timeout)?))
-    }
-
-    fn stall_due(&self, now: Instant) -> Option<u32> {
-        self.stall_deadline()
-            .and_then(|(idx, t)| (t <= now).then_some(idx))
-    }
 
     fn app_heartbeat(&mut self, idx: u32, conn: ConnId, frame: Frame<'_>) -> Disposition {
         let Some(rule) = self
