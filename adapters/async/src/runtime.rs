@@ -138,6 +138,9 @@ mod tokio_runtime {
             // `AsyncFd` (its safe replacement is `unsafe`). A `mio::Registry` owns its
             // poller's descriptor for its whole life and always reports the same one,
             // and the `AsyncFd` owns the registry: the condition holds.
+            // Outside a tokio runtime the registration would panic: an error instead,
+            // and the server's task ends.
+            tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
             #[allow(deprecated)]
             tokio::io::unix::AsyncFd::with_interest(registry, tokio::io::Interest::READABLE)
         }

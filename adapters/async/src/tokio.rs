@@ -47,8 +47,9 @@ pub fn build(
     crate::build_with(builder, TcpConnector)
 }
 
-/// Builds the client and spawns its driver with `tokio::spawn`. The driver runs until
-/// the client is closed for good.
+/// Builds the client and spawns its driver on the tokio runtime this is called within
+/// ([`BuildError::Spawn`] outside one). The driver runs until the client is closed for
+/// good.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -67,9 +68,16 @@ pub fn build(
 /// # }
 /// ```
 pub fn connect(builder: ClientBuilder) -> Result<(ClientHandle, ClientEvents), BuildError> {
+    let runtime = current()?;
     let (handle, events, driver) = build(builder)?;
-    drop(tokio::spawn(driver.run()));
+    drop(runtime.spawn(driver.run()));
     Ok((handle, events))
+}
+
+/// The tokio runtime this is called within; outside one, [`BuildError::Spawn`] instead
+/// of `tokio::spawn`'s panic.
+fn current() -> Result<tokio::runtime::Handle, BuildError> {
+    tokio::runtime::Handle::try_current().map_err(|e| BuildError::Spawn(io::Error::other(e)))
 }
 
 /// Like [`connect`], with an event handler called on the driver's task instead of an
@@ -82,7 +90,8 @@ pub fn connect_with_handler<F>(
 where
     F: FnMut(ClientEvent, &Responder<'_>) + Send + 'static,
 {
+    let runtime = current()?;
     let (handle, driver) = crate::build_with_handler(builder, TcpConnector, handler)?;
-    drop(tokio::spawn(driver.run()));
+    drop(runtime.spawn(driver.run()));
     Ok(handle)
 }

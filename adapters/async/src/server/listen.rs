@@ -116,8 +116,9 @@ pub mod tokio {
         addr: impl ::tokio::net::ToSocketAddrs,
         config: ServerConfig,
     ) -> io::Result<(Server, SocketAddr)> {
+        let runtime = current()?;
         let (server, driver) = Server::start_on::<Tokio>(bind(addr).await?, config)?;
-        drop(::tokio::spawn(driver));
+        drop(runtime.spawn(driver));
         let addr = server.local_addr();
         Ok((server, addr))
     }
@@ -132,12 +133,19 @@ pub mod tokio {
     where
         F: FnMut(ServerEvent, &mut Responder<'_>) + Send + 'static,
     {
+        let runtime = current()?;
         let listener = bind(addr).await?;
         let (server, driver) =
             Server::start_on_with_handler::<Tokio, F>(listener, config, handler)?;
-        drop(::tokio::spawn(driver));
+        drop(runtime.spawn(driver));
         let addr = server.local_addr();
         Ok((server, addr))
+    }
+
+    /// The tokio runtime this is polled within: an error outside one, rather than
+    /// `tokio::spawn`'s panic.
+    fn current() -> io::Result<::tokio::runtime::Handle> {
+        ::tokio::runtime::Handle::try_current().map_err(io::Error::other)
     }
 
     /// A listener on the first of `addr`'s addresses that binds (resolved by tokio).

@@ -52,7 +52,8 @@ pub enum BuildError {
     Config(ConfigError),
     /// The URL, a header or the TLS setup cannot form a WebSocket request.
     Request(String),
-    /// The driver thread or its event poller could not be started (blocking client).
+    /// The driver could not be started: its thread or event poller (blocking client),
+    /// or no runtime to spawn it on (`heartline_async::tokio` outside a tokio runtime).
     Spawn(io::Error),
 }
 
