@@ -29,15 +29,13 @@ fn client_config() -> ClientConfig {
 
 /// A server that pings after 1 s of quiet and evicts after 3 s of silence.
 fn server_config() -> ServerConfig {
-    {
-        let mut built = ServerConfig::default();
-        built.ping_interval = ms(1000);
-        built.idle_timeout = ms(3000);
-        built.handshake_timeout = ms(1000);
-        built.close_timeout = ms(500);
-        built.write_timeout = ms(1000);
-        built
-    }
+    let mut built = ServerConfig::default();
+    built.ping_interval = ms(1000);
+    built.idle_timeout = ms(3000);
+    built.handshake_timeout = ms(1000);
+    built.close_timeout = ms(500);
+    built.write_timeout = ms(1000);
+    built
 }
 
 /// A pair with `n` clients named `c0`, `c1`..., run until they are all open.

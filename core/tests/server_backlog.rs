@@ -11,11 +11,9 @@ use heartline_core::{
 };
 
 fn small_backlog() -> ServerConfig {
-    {
-        let mut built = config();
-        built.max_backlog_bytes = 1000;
-        built
-    }
+    let mut built = config();
+    built.max_backlog_bytes = 1000;
+    built
 }
 
 fn msg(len: usize) -> Message {

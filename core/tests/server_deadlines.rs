@@ -10,12 +10,10 @@ use heartline_core::{
 };
 
 fn short() -> ServerConfig {
-    {
-        let mut built = config();
-        built.handshake_timeout = ms(400);
-        built.write_timeout = ms(700);
-        built
-    }
+    let mut built = config();
+    built.handshake_timeout = ms(400);
+    built.write_timeout = ms(700);
+    built
 }
 
 #[test]

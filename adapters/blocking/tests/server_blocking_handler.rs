@@ -21,11 +21,9 @@ struct HandlerServer {
 }
 
 fn config(core: heartline_core::ServerConfig) -> ServerConfig {
-    {
-        let mut built = ServerConfig::default();
-        built.core = core;
-        built
-    }
+    let mut built = ServerConfig::default();
+    built.core = core;
+    built
 }
 
 fn start(core: heartline_core::ServerConfig) -> HandlerServer {

@@ -16,14 +16,12 @@ pub fn ms(n: u64) -> Duration {
 /// A configuration with short, round numbers: ping after 1 s quiet (no slack, so every
 /// ping is exactly on its deadline), evict after 3 s, close handshakes 500 ms.
 pub fn config() -> ServerConfig {
-    {
-        let mut built = ServerConfig::default();
-        built.ping_interval = ms(1000);
-        built.idle_timeout = ms(3000);
-        built.ping_slack = ms(0);
-        built.close_timeout = ms(500);
-        built
-    }
+    let mut built = ServerConfig::default();
+    built.ping_interval = ms(1000);
+    built.idle_timeout = ms(3000);
+    built.ping_slack = ms(0);
+    built.close_timeout = ms(500);
+    built
 }
 
 /// A server and a virtual clock.

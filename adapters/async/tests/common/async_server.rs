@@ -24,11 +24,9 @@ pub struct AsyncServer {
 
 /// A server configuration around `core` for tests.
 pub fn config(core: heartline_core::ServerConfig) -> ServerConfig {
-    {
-        let mut built = ServerConfig::default();
-        built.core = core;
-        built
-    }
+    let mut built = ServerConfig::default();
+    built.core = core;
+    built
 }
 
 /// `f`, or `None` after `wait`.

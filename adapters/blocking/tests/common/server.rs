@@ -104,16 +104,14 @@ pub fn upgrade_request(target: &str) -> String {
 /// A server configuration for tests: `/ws/?name=` as by default, with the given ping
 /// interval and idle timeout in milliseconds.
 pub fn core_config(ping_ms: u64, idle_ms: u64) -> heartline_core::ServerConfig {
-    {
-        let mut built = heartline_core::ServerConfig::default();
-        built.ping_interval = Duration::from_millis(ping_ms);
-        built.idle_timeout = Duration::from_millis(idle_ms);
-        built.handshake_timeout = Duration::from_millis(500);
-        built.close_timeout = Duration::from_millis(500);
-        // A write stuck on a peer that does not read ends the connection this soon.
-        built.write_timeout = Duration::from_millis(300);
-        built
-    }
+    let mut built = heartline_core::ServerConfig::default();
+    built.ping_interval = Duration::from_millis(ping_ms);
+    built.idle_timeout = Duration::from_millis(idle_ms);
+    built.handshake_timeout = Duration::from_millis(500);
+    built.close_timeout = Duration::from_millis(500);
+    // A write stuck on a peer that does not read ends the connection this soon.
+    built.write_timeout = Duration::from_millis(300);
+    built
 }
 
 /// A server configuration for tests that must not see pings or evictions.
