@@ -4,8 +4,8 @@
 //! The driver is one future. Each turn it drains the core's actions and executes them,
 //! then waits for whichever comes first: a frame (or the handshake's end) on the
 //! connection, a nudge from a handle, or the core's one next deadline on the
-//! runtime's timer ([`Connector::Runtime`]). After waking it reads the clock once ([`Instant::now()`]) and
-//! feeds the core everything that arrived, with that time.
+//! runtime's timer ([`Connector::Runtime`]). After waking it reads the clock once
+//! ([`Instant::now()`]) and feeds the core everything that arrived, with that time.
 //! Every decision (when to ping, when the peer is dead, when to reconnect) is the core's.
 
 use std::cell::RefCell;
