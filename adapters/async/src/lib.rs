@@ -33,7 +33,10 @@
 //! client or handles its events works with either.
 //!
 //! Feature `rustls` adds `wss://` with rustls (ring), the web PKI roots, and
-//! `ClientBuilder::tls_root_certificate` for self-signed servers.
+//! `ClientBuilder::tls_root_certificate` for self-signed servers, through futures-rustls
+//! on any connector. Feature `tokio-rustls` gives the tokio connector the same through
+//! tokio-rustls on tokio's own `TcpStream` (and needs neither futures-rustls nor
+//! `rustls`).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -68,7 +71,7 @@ pub use heartline_tungstenite::client::{
     DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_READ_BUFFER_SIZE, DEFAULT_WRITE_BUFFER_SIZE,
 };
 pub use heartline_tungstenite::cluster;
-#[cfg(feature = "rustls")]
+#[cfg(any(feature = "rustls", feature = "tokio-rustls"))]
 pub use rustls;
 #[cfg(feature = "async-io")]
 pub use tcp::TcpStream;

@@ -1,5 +1,6 @@
-//! `wss://`: the stream that is plain or TLS over the connector's stream (rustls through
-//! futures-rustls, behind the `rustls` feature).
+//! `wss://`: the stream that is plain or TLS over the connector's stream: rustls through
+//! futures-rustls (feature `rustls`) on any connector, or through tokio-rustls on
+//! tokio's own `TcpStream` (feature `tokio-rustls`, the tokio connector's).
 
 use std::io;
 use std::pin::Pin;
@@ -10,13 +11,23 @@ use heartline_tungstenite::client::{Endpoint, Prepared};
 
 /// A connection stream: plain, or TLS over it for `wss://`.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum MaybeTls<S> {
     /// Plain `ws://`.
     Plain(S),
-    /// `wss://` with rustls.
+    /// `wss://` with rustls through futures-rustls.
     #[cfg(feature = "rustls")]
     Tls(Box<futures_rustls::client::TlsStream<S>>),
+    /// `wss://` with rustls through tokio-rustls, on tokio's `TcpStream`, seen as a
+    /// futures-io stream (the tokio connector's).
+    #[cfg(feature = "tokio-rustls")]
+    TokioTls(Box<TokioTlsStream>),
 }
+
+/// tokio-rustls over tokio's `TcpStream`, seen through tokio-util's compat layer.
+#[cfg(feature = "tokio-rustls")]
+pub type TokioTlsStream =
+    tokio_util::compat::Compat<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
@@ -27,6 +38,11 @@ macro_rules! delegate {
             }
             #[cfg(feature = "rustls")]
             MaybeTls::Tls($s) => {
+                let $s = Pin::new(&mut **$s);
+                $e
+            }
+            #[cfg(feature = "tokio-rustls")]
+            MaybeTls::TokioTls($s) => {
                 let $s = Pin::new(&mut **$s);
                 $e
             }
@@ -62,7 +78,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
     }
 }
 
-/// `stream` as is for `ws://`, or after a TLS handshake for `wss://`.
+/// `stream` as is for `ws://`, or after a TLS handshake through futures-rustls for
+/// `wss://` (what [`Connector::secure`](crate::Connector::secure) does by default).
 pub(crate) async fn wrap<S>(
     stream: S,
     endpoint: &Endpoint,
@@ -81,7 +98,7 @@ where
         let stream = connector
             .connect(name, stream)
             .await
-            .map_err(|e| format!("TLS handshake with {}: {e}", endpoint.host))?;
+            .map_err(|e| handshake_failed(endpoint, e))?;
         Ok(MaybeTls::Tls(Box::new(stream)))
     }
     #[cfg(not(feature = "rustls"))]
@@ -92,4 +109,30 @@ where
             "heartline-async",
         ))
     }
+}
+
+/// tokio's `stream` as is for `ws://`, or after a TLS handshake through tokio-rustls
+/// for `wss://`; either seen as a futures-io stream.
+#[cfg(feature = "tokio-rustls")]
+pub(crate) async fn wrap_tokio(
+    stream: tokio::net::TcpStream,
+    endpoint: &Endpoint,
+    prepared: &Prepared,
+) -> Result<MaybeTls<tokio_util::compat::Compat<tokio::net::TcpStream>>, String> {
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+    if !endpoint.tls {
+        return Ok(MaybeTls::Plain(stream.compat()));
+    }
+    let name = heartline_tungstenite::tls::server_name(&endpoint.host)?;
+    let connector = tokio_rustls::TlsConnector::from(prepared.tls.config()?);
+    let stream = connector
+        .connect(name, stream)
+        .await
+        .map_err(|e| handshake_failed(endpoint, e))?;
+    Ok(MaybeTls::TokioTls(Box::new(stream.compat())))
+}
+
+#[cfg(any(feature = "rustls", feature = "tokio-rustls"))]
+fn handshake_failed(endpoint: &Endpoint, e: io::Error) -> String {
+    format!("TLS handshake with {}: {e}", endpoint.host)
 }

@@ -12,13 +12,19 @@ use std::pin::Pin;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 use crate::client::connect_first;
+#[cfg(feature = "tokio-rustls")]
+use crate::client::Secured;
 use crate::runtime::Tokio;
 use crate::{BuildError, ClientBuilder, ClientEvent, ClientEvents, ClientHandle, Connector};
 use crate::{Driver, Responder};
+#[cfg(feature = "tokio-rustls")]
+use heartline_tungstenite::client::{Endpoint, Prepared};
 
 /// The tokio connector: a `tokio::net::TcpStream` with `TCP_NODELAY` set, seen through
 /// tokio-util's futures-io compatibility layer (async-tungstenite speaks futures-io).
 /// Host names are resolved on a short-lived thread, as by the async-io connector.
+/// `wss://` is rustls through tokio-rustls on the `TcpStream` (feature `tokio-rustls`),
+/// or through futures-rustls over the compat layer with feature `rustls` alone.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpConnector;
 
@@ -36,6 +42,23 @@ impl Connector for TcpConnector {
             stream.set_nodelay(true)?;
             Ok(stream.compat())
         }))
+    }
+
+    /// With feature `tokio-rustls`, TLS through tokio-rustls on the `TcpStream` itself
+    /// (beneath the compat layer); without it, the default (futures-rustls, feature
+    /// `rustls`).
+    #[cfg(feature = "tokio-rustls")]
+    fn secure<'a>(
+        &'a self,
+        stream: Self::Stream,
+        endpoint: &'a Endpoint,
+        prepared: &'a Prepared,
+    ) -> Secured<'a, Self::Stream> {
+        Box::pin(crate::tls::wrap_tokio(
+            stream.into_inner(),
+            endpoint,
+            prepared,
+        ))
     }
 }
 

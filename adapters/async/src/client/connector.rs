@@ -8,8 +8,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 
 use futures_lite::{AsyncRead, AsyncWrite};
+use heartline_tungstenite::client::{Endpoint, Prepared};
 
 use crate::runtime::Runtime;
+use crate::tls::{self, MaybeTls};
+
+/// What [`Connector::secure`] gives: the stream, TLS or not, or why not.
+pub type Secured<'a, S> = Pin<Box<dyn Future<Output = Result<MaybeTls<S>, String>> + Send + 'a>>;
 
 /// Opens the TCP (or other byte) stream for a connection attempt; TLS and the WebSocket
 /// handshake happen on top. Implement it to run the client over any futures-io stream.
@@ -26,6 +31,20 @@ pub trait Connector: Send + Sync + 'static {
         host: String,
         port: u16,
     ) -> Pin<Box<dyn Future<Output = io::Result<Self::Stream>> + Send + 'static>>;
+
+    /// The stream as is for `ws://`; for `wss://`, after a TLS handshake with rustls
+    /// through futures-rustls (feature `rustls`), or an error without that feature.
+    /// The tokio connector does TLS on tokio's own stream instead (feature
+    /// `tokio-rustls`).
+    #[doc(hidden)]
+    fn secure<'a>(
+        &'a self,
+        stream: Self::Stream,
+        endpoint: &'a Endpoint,
+        prepared: &'a Prepared,
+    ) -> Secured<'a, Self::Stream> {
+        Box::pin(tls::wrap(stream, endpoint, prepared))
+    }
 }
 
 /// The default connector: a [`TcpStream`](crate::TcpStream) registered with the

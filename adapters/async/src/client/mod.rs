@@ -38,6 +38,8 @@ pub use build::{build_with, build_with_handler};
 #[cfg(feature = "tokio")]
 pub(crate) use connector::connect_first;
 pub use connector::Connector;
+#[cfg(feature = "tokio-rustls")]
+pub(crate) use connector::Secured;
 #[cfg(feature = "async-io")]
 pub use connector::TcpConnector;
 pub use responder::Responder;
@@ -47,7 +49,7 @@ use responder::{DirectSink, DirectWrite, Handler};
 
 use crate::handoff::{EventReceiver, EventSender, Nudge};
 use crate::runtime::{self, Runtime, Timer};
-use crate::tls::{self, MaybeTls};
+use crate::tls::MaybeTls;
 /// The client's events, in order. The stream ends after the client is closed for good
 /// (closed by the application, or gave up).
 ///
@@ -98,7 +100,8 @@ fn attempt<C: Connector>(connector: Arc<C>, prepared: Arc<Prepared>, number: u32
             .connect(host.clone(), port)
             .await
             .map_err(|e| AttemptError::Io(format!("connect to {host}:{port}: {e}")))?;
-        let stream = tls::wrap(tcp, &endpoint, &prepared)
+        let stream = connector
+            .secure(tcp, &endpoint, &prepared)
             .await
             .map_err(AttemptError::Io)?;
         let config = Some(prepared.ws_config);
