@@ -244,3 +244,43 @@ fn zero_thresholds_are_refused() {
     let e = c.validate().expect_err("zero threshold");
     assert!(e.to_string().contains("heartbeat.suspend_threshold"), "{e}");
 }
+
+#[test]
+fn a_send_or_close_first_after_waking_does_not_hide_the_suspension() {
+    // The application's call is the first thing the client hears at 61 s; it moves the
+    // clock without looking at the deadlines. The driver's call at the same instant
+    // still finds the client suspended.
+    let mut h = Harness::new(suspend_config());
+    h.open();
+    h.now = h.start + ms(61_000);
+    h.client
+        .send(
+            h.now,
+            heartline_core::Message::Text("after the freeze".into()),
+        )
+        .expect("queued");
+    h.client.handle_timeout(h.now);
+    assert_eq!(resumed(&h.notices()), Some(ms(60_000)));
+    assert!(take_ping(&h.actions()).is_some(), "a probe goes out");
+}
+
+#[test]
+fn frames_read_together_are_judged_at_one_instant() {
+    // A suspension is looked for once per instant: the frames of one read, fed at the
+    // same time, make one Resumed and one probe, however many they are (a deadline that
+    // slept through the freeze and has not been handled yet, here the 10 s stability
+    // timer, does not make each frame a new suspension).
+    let mut h = Harness::new(suspend_config());
+    let conn = h.open();
+    h.now = h.start + ms(61_000);
+    h.frame(conn, Frame::Text("one"));
+    assert_eq!(resumed(&h.notices()), Some(ms(60_000)));
+    // The probe is what the next frames must answer; ordinary frames do not count.
+    let probe = take_ping(&h.actions()).expect("a probe");
+    h.frame(conn, Frame::Text("two"));
+    h.frame(conn, Frame::Text("three"));
+    assert!(h.notices().is_empty(), "one Resumed, not one per frame");
+    assert!(h.actions().is_empty(), "one probe, not one per frame");
+    h.frame(conn, Frame::Pong(&probe));
+    assert_eq!(h.notices(), vec![Notice::Rtt(ms(0))]);
+}

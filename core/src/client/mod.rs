@@ -114,6 +114,8 @@ pub struct Client {
     rtt: Option<Duration>,
     timers: TimerTable<TIMERS>,
     now: Instant,
+    /// The latest time the client looked for a suspension at (see `Client::enter`).
+    checked: Instant,
     /// The last [`Client::handle_wall_clock`] reading, with the time it came with.
     wall: Option<(Instant, SystemTime)>,
     actions: VecDeque<Action>,
@@ -145,6 +147,7 @@ impl Client {
             rtt: None,
             timers: TimerTable::new(),
             now,
+            checked: now,
             wall: None,
             actions: VecDeque::with_capacity(8),
             notices: VecDeque::with_capacity(8),

@@ -31,8 +31,16 @@ impl Client {
     /// The time every input is handled at: never before the last one. When the driver
     /// comes `unseen` plus however late it is past the earliest deadline, and that is
     /// over the threshold, the client was suspended.
+    ///
+    /// Once per instant is enough: every deadline is set at or after the time it is set
+    /// at, so at an instant already looked at, no deadline can be further past than it
+    /// was then. A batch of frames read together costs one look, not one each.
     pub(super) fn enter(&mut self, now: Instant, unseen: Duration) -> Instant {
         let now = self.clamp(now);
+        if now == self.checked && unseen.is_zero() {
+            return now;
+        }
+        self.checked = now;
         let Some(threshold) = self.config.heartbeat.suspend_threshold else {
             return now;
         };
