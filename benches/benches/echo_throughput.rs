@@ -9,9 +9,11 @@
 //! ```
 //!
 //! Each connection keeps `WINDOW` messages of `SIZE` bytes in flight: it sends a new one
-//! for every echo it receives. Both clients run their connection tasks on smol's global
-//! executor with the same WebSocket buffer sizes (heartline's defaults); the echo server
-//! (`heartline_examples::echo`) runs on its own thread. Two raw clients set the bar: one
+//! for every echo it receives. The clients of each runtime run their connection tasks on
+//! the same executor (smol's global one, or a current-thread tokio runtime) with the
+//! same WebSocket buffer sizes (heartline's defaults); the echo server
+//! (`heartline_examples::echo`) runs on its own thread, pinned to a CPU other than the
+//! clients' (`ECHO_PIN=0`: not pinned). Two raw clients set the bar: one
 //! that sends and flushes each message (the obvious loop), one that answers every echo
 //! already received and flushes once (what an event loop does, and what heartline's
 //! driver does per turn). heartline runs twice: with the event stream (the application
@@ -22,8 +24,8 @@
 //! heartline flavour's ratio to the better raw client in each round with the median of
 //! those ratios.
 //!
-//! Environment: `ECHO_SECONDS` (measured time per run, default 1.5), `ECHO_ROUNDS`
-//! (default 5), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
+//! Environment: `ECHO_SECONDS` (measured time per run, default 0.5), `ECHO_ROUNDS`
+//! (default 21), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
 //! `ECHO_CONNS` (connection counts, default `1,100`), `ECHO_ONLY` (a comma-separated
 //! list of `raw`, `raw-batched`, `heartline`, `heartline-handler` and their tokio
 //! counterparts `raw-tokio`, `raw-tokio-batched`, `heartline-tokio`,
@@ -40,7 +42,7 @@ use futures_util::SinkExt;
 use heartline_async::{
     BuildError, ClientBuilder, ClientEvent, ClientEvents, ClientHandle, Responder,
 };
-use heartline_benches::echo::{conns_from_env, median, Settings};
+use heartline_benches::echo::{conns_from_env, median, pinned_apart, Settings};
 use heartline_examples::echo::EchoServer;
 
 /// What one connection did during the measured window.
@@ -439,7 +441,8 @@ fn main() {
             .collect(),
         Err(_) => Which::ALL.to_vec(),
     };
-    let server = EchoServer::start(([127, 0, 0, 1], 0).into()).expect("start echo server");
+    let server =
+        pinned_apart(|| EchoServer::start(([127, 0, 0, 1], 0).into())).expect("start echo server");
     let addr = server.addr();
     println!(
         "echo throughput: {}-byte binary messages, {} in flight per connection, \

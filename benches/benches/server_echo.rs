@@ -11,8 +11,8 @@
 //! of `SIZE` bytes in flight. The bench prints the echoes per second of each way, for
 //! each client count, the median of `ROUNDS` alternating runs.
 //!
-//! Environment: `ECHO_SECONDS` (measured time per run, default 1.5), `ECHO_ROUNDS`
-//! (default 5), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
+//! Environment: `ECHO_SECONDS` (measured time per run, default 0.5), `ECHO_ROUNDS`
+//! (default 21), `ECHO_WINDOW` (default 16), `ECHO_SIZE` (bytes, default 32),
 //! `ECHO_CONNS` (client counts, default `1,20`).
 
 use std::net::{SocketAddr, TcpStream};

@@ -600,6 +600,7 @@ impl<C: Connector> Driver<C> {
 }
 
 /// A finished write or flush as [`Driver::bounded`] reports it.
+#[inline]
 pub(super) fn written(result: Result<(), tungstenite::Error>) -> Result<(), Option<String>> {
     match result {
         // The close handshake finished while writing: the read side reports it.
