@@ -116,10 +116,17 @@ impl fmt::Debug for EventReceiver {
 impl EventReceiver {
     /// The next event: `Ready(None)` once the driver is gone and all events are taken;
     /// `Pending` (with `cx` woken on the next event) while none is queued.
+    #[inline]
     pub(crate) fn poll_recv(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Option<ClientEvent>> {
-        if let Some(event) = self.taken.pop_front() {
-            return Poll::Ready(Some(event));
+        match self.taken.pop_front() {
+            Some(event) => Poll::Ready(Some(event)),
+            None => self.poll_shared(cx),
         }
+    }
+
+    /// [`EventReceiver::poll_recv`] once the events already taken are handed out.
+    #[inline(never)]
+    fn poll_shared(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Option<ClientEvent>> {
         let mut q = lock(&self.shared);
         if !q.events.is_empty() {
             // Swap rather than move: both queues keep their room.

@@ -342,6 +342,7 @@ impl Client {
 
     // ---- internals ----
 
+    #[inline]
     fn clamp(&mut self, now: Instant) -> Instant {
         if now > self.now {
             self.now = now;

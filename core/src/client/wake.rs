@@ -35,14 +35,22 @@ impl Client {
     /// Once per instant is enough: every deadline is set at or after the time it is set
     /// at, so at an instant already looked at, no deadline can be further past than it
     /// was then. A batch of frames read together costs one look, not one each.
+    #[inline]
     pub(super) fn enter(&mut self, now: Instant, unseen: Duration) -> Instant {
         let now = self.clamp(now);
-        if now == self.checked && unseen.is_zero() {
-            return now;
+        if now != self.checked || !unseen.is_zero() {
+            self.look_for_suspension(now, unseen);
         }
+        now
+    }
+
+    /// The look [`Client::enter`] makes once per instant (kept out of line: the frames
+    /// after the first at an instant skip it).
+    #[inline(never)]
+    fn look_for_suspension(&mut self, now: Instant, unseen: Duration) {
         self.checked = now;
         let Some(threshold) = self.config.heartbeat.suspend_threshold else {
-            return now;
+            return;
         };
         let late = self
             .timers
@@ -52,7 +60,6 @@ impl Client {
         if lost > threshold {
             self.resumed(now, lost);
         }
-        now
     }
 
     /// After a suspension: the deadlines that measure the peer get a fresh, short

@@ -80,6 +80,7 @@ impl ClientEvents {
 impl Stream for ClientEvents {
     type Item = ClientEvent;
 
+    #[inline]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
         self.rx.poll_recv(Some(cx))
     }
