@@ -15,12 +15,18 @@
 //! source, keeps a registry of clients by name, answers browsers' application
 //! heartbeats, bounds each client's backlog and validates upgrade requests.
 //!
+//! The cluster ([`Cluster`]) keeps one registry of names across server processes;
+//! its backplane connection ([`BackplaneLink`]) decides when to connect to the
+//! backplane server, how long IO may take, when to probe a silent server and when to
+//! retry.
+//!
 //! ## What may grow
 //!
 //! Configurations, notices, reasons and errors are `#[non_exhaustive]`: a new setting
 //! or a new kind of notice is not a breaking change. Build a configuration from its
 //! `default()` (or `ClusterConfig::new`) and set fields; match notices with a `_` arm.
-//! What a driver must carry out ([`Action`], [`ServerAction`], [`ClusterAction`]) and
+//! What a driver must carry out ([`Action`], [`ServerAction`], [`ClusterAction`],
+//! [`LinkStep`]) and
 //! the events it reports ([`Event`]) stay exhaustive on purpose: a new action is work
 //! every driver has to do, so adding one is a breaking change the compiler points to.
 //!
@@ -77,8 +83,8 @@ pub use client::{
     ReconnectConfig, ReplyMatcher, SendError, SendErrorKind,
 };
 pub use cluster::{
-    Channel, Cluster, ClusterAction, ClusterConfig, ClusterNotice, DeliveryToken, Route, SendId,
-    SendOutcome, Wire, WireError,
+    BackplaneLink, Channel, Cluster, ClusterAction, ClusterConfig, ClusterNotice, DeliveryToken,
+    LinkConfig, LinkStep, Route, SendId, SendOutcome, Wire, WireError,
 };
 pub use frame::{close_code, Frame, Message};
 pub use rng::Rng;

@@ -1,7 +1,8 @@
 //! Three `server` processes in a cluster on a real Redis (Debian's redis-server, one
 //! per test on a free loopback port), on every runtime: send-to-name across nodes
 //! with its answer, broadcast, replacement across nodes with 4409, `GET /clients`, a
-//! node killed with SIGKILL, and Redis restarted under the nodes.
+//! node killed with SIGKILL, Redis restarted under the nodes, and (once, the backplane
+//! being the same code on every runtime) Redis frozen with its connections open.
 
 mod common;
 
@@ -53,6 +54,15 @@ impl Redis {
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the server.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} redis-server");
     }
 }
 
@@ -167,7 +177,7 @@ fn wait_line(proc: &Proc, event: &str, fields: &[(&str, Value)]) {
     }
 }
 
-fn cluster_on(runtime: &str) {
+fn cluster_on(runtime: &str, freeze: bool) {
     let Some(mut redis) = Redis::start(free_port()) else {
         return;
     };
@@ -276,25 +286,36 @@ fn cluster_on(runtime: &str) {
             break;
         }
     }
+    if freeze {
+        // Frozen (SIGSTOP), Redis keeps its connections open and answers nothing: the
+        // subscription falls silent, the node's probe goes unanswered, and it reports
+        // the backplane down; thawed, Redis is subscribed to again.
+        redis.signal("STOP");
+        wait_line(&n0, "backplane", &[("up", false.into())]);
+        send(&mut alice, json!("alone again"));
+        assert_eq!(next_json(&mut alice), json!("alone again"));
+        redis.signal("CONT");
+        wait_line(&n0, "backplane", &[("up", true.into())]);
+    }
     drop(redis);
 }
 
 #[test]
 fn a_cluster_on_redis_with_smol_nodes() {
-    cluster_on("smol");
+    cluster_on("smol", true);
 }
 
 #[test]
 fn a_cluster_on_redis_with_tokio_nodes() {
-    cluster_on("tokio");
+    cluster_on("tokio", false);
 }
 
 #[test]
 fn a_cluster_on_redis_with_async_std_nodes() {
-    cluster_on("async-std");
+    cluster_on("async-std", false);
 }
 
 #[test]
 fn a_cluster_on_redis_with_blocking_nodes() {
-    cluster_on("blocking");
+    cluster_on("blocking", false);
 }

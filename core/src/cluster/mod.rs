@@ -26,10 +26,12 @@
 //! so a lost claim or release is mended within a heartbeat. A lost send times out; a
 //! lost broadcast is lost.
 
+mod link;
 mod types;
 mod view;
 mod wire;
 
+pub use link::{BackplaneLink, LinkConfig, LinkStep};
 pub use types::{
     Channel, ClusterAction, ClusterConfig, ClusterNotice, DeliveryToken, Route, SendId, SendOutcome,
 };

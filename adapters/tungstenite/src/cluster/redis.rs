@@ -7,13 +7,15 @@
 //! runs the same `mio` loop whatever its runtime: the loop never waits on Redis, it
 //! hands messages to a bounded queue and takes what arrives from its inbox.
 //!
+//! - When to connect, how long connecting, a write or an answer may take, when a
+//!   silent Redis is asked whether it is there and how long to wait before trying
+//!   again are [`BackplaneLink`]'s decisions (the core's), with
+//!   [`LinkConfig::default`]'s timings: 2 s for IO, a `PING` after 1 s of silence on
+//!   the subscription, retries 100 ms doubling to 2 s. These threads only carry them
+//!   out.
 //! - Redis unreachable (at startup, or later): the node reports the backplane down and
-//!   serves its own clients; both threads retry with the core's exponential backoff
-//!   (100 ms, doubling to 2 s), and once subscribed again the node reports it up and
-//!   the cluster rebuilds presence.
-//! - A Redis that stops answering without closing the connection is noticed by a
-//!   `PING` after [`IDLE_PING`] of silence, answered within [`IO_TIMEOUT`] or the
-//!   connection counts as lost.
+//!   serves its own clients; once subscribed again the node reports it up and the
+//!   cluster rebuilds presence.
 //! - What is published while the publishing connection is down, or while the queue
 //!   (4,096 messages) is full, is dropped: pub/sub is at most once anyway, and the
 //!   cluster machine mends views and times sends out.
@@ -25,24 +27,16 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use heartline_core::{Backoff, Channel};
+use heartline_core::{BackplaneLink, Channel, LinkConfig, LinkStep};
 use redis::{Client, Connection};
 
 use super::{Backplane, BackplaneEvent, Inbox, Link};
 
-/// How long connecting, a write or an answer to `PING` may take before the
-/// connection counts as lost. 2 s: Redis answers in well under a millisecond on a
-/// healthy network; two seconds without an answer is a dead server or path.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
-/// Silence on the subscription after which the node asks Redis whether it is there.
-/// 1 s, as the cluster's heartbeat: a live cluster is never silent that long.
-pub const IDLE_PING: Duration = Duration::from_secs(1);
-/// How often the subscriber looks up from waiting (to notice that its node left).
+/// How often the subscriber looks up from reading or waiting, to notice that its node
+/// left (a thread's own stop signal, not a judgement of Redis).
 const POLL: Duration = Duration::from_millis(250);
 /// Messages waiting to be published, at most.
 const QUEUE: usize = 4096;
-/// Reconnection delays: 100 ms, doubling up to 2 s.
-const RETRY: Backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(2));
 
 /// A backplane on a Redis server's pub/sub.
 #[derive(Debug, Clone)]
@@ -141,7 +135,10 @@ enum Ended {
     /// The node left, or its loop stopped.
     Left,
     /// The connection failed or never came up.
-    Lost(redis::RedisError),
+    Lost(String),
+    /// Redis did not answer a probe in time: the link has already counted the loss
+    /// (`true` if it was up).
+    Dropped(bool),
 }
 
 struct Subscriber {
@@ -156,93 +153,120 @@ struct Subscriber {
 
 impl Subscriber {
     fn run(self) {
-        let mut attempt = 0;
+        let mut link = BackplaneLink::new(LinkConfig::default(), Instant::now());
         while !self.left.load(Ordering::Relaxed) {
-            let mut up = false;
-            match self.session(&mut up) {
-                Ended::Left => return,
-                Ended::Lost(error) => {
-                    crate::trace::backplane_lost(&error.to_string());
-                    if up {
-                        attempt = 0;
-                        self.changes.fetch_add(1, Ordering::Relaxed);
-                        if !self.inbox.deliver(BackplaneEvent::Down) {
+            match link.poll(Instant::now()) {
+                LinkStep::Connect { deadline } => match self.session(&mut link, deadline) {
+                    Ended::Left => return,
+                    Ended::Lost(error) => {
+                        crate::trace::backplane_lost(&error);
+                        if link.failed(Instant::now()) && !self.down() {
                             return;
                         }
                     }
-                }
+                    Ended::Dropped(lost) => {
+                        crate::trace::backplane_lost("Redis did not answer PING in time");
+                        if lost && !self.down() {
+                            return;
+                        }
+                    }
+                },
+                LinkStep::Wait { until } => self.pause(until),
+                // Only an open connection is probed or dropped, inside `session`.
+                LinkStep::Probe { .. } | LinkStep::Drop { .. } => {}
             }
-            if !self.pause(RETRY.delay(attempt)) {
-                return;
-            }
-            attempt = attempt.saturating_add(1);
         }
     }
 
-    /// Sleeps `delay` in steps of [`POLL`]; `false` if the node left meanwhile.
-    fn pause(&self, delay: Duration) -> bool {
-        let until = Instant::now() + delay;
-        while !self.left.load(Ordering::Relaxed) {
-            let now = Instant::now();
-            if now >= until {
-                return true;
-            }
-            thread::sleep((until - now).min(POLL));
-        }
-        false
+    /// Reports the subscription down; `false` if the node's loop is gone.
+    fn down(&self) -> bool {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        self.inbox.deliver(BackplaneEvent::Down)
     }
 
-    /// One connection: subscribe, report up, hand on every message until it fails.
-    fn session(&self, up: &mut bool) -> Ended {
-        let mut conn = match self.client.get_connection_with_timeout(IO_TIMEOUT) {
+    /// Sleeps until `until` or for [`POLL`], whichever is sooner.
+    fn pause(&self, until: Option<Instant>) {
+        let now = Instant::now();
+        let wait = until.map_or(POLL, |at| at.saturating_duration_since(now).min(POLL));
+        thread::sleep(wait);
+    }
+
+    /// One connection: subscribe by `deadline`, report up, hand on every message, ask
+    /// a silent Redis whether it is there when the link says so, until it fails.
+    fn session(&self, link: &mut BackplaneLink, deadline: Instant) -> Ended {
+        let io_timeout = link.config().io_timeout;
+        let mut conn = match self
+            .client
+            .get_connection_with_timeout(left_until(deadline))
+        {
             Ok(conn) => conn,
-            Err(e) => return Ended::Lost(e),
+            Err(e) => return Ended::Lost(e.to_string()),
         };
         let configured = conn
-            .set_write_timeout(Some(IO_TIMEOUT))
-            .and_then(|()| conn.set_read_timeout(Some(POLL)));
+            .set_write_timeout(Some(io_timeout))
+            .and_then(|()| conn.set_read_timeout(Some(left_until(deadline))));
         if let Err(e) = configured {
-            return Ended::Lost(e);
+            return Ended::Lost(e.to_string());
         }
         let mut pubsub = conn.as_pubsub();
         if let Err(e) = pubsub.subscribe(&self.channels[..]) {
-            return Ended::Lost(e);
+            return Ended::Lost(e.to_string());
         }
-        *up = true;
+        link.connected(Instant::now());
         self.changes.fetch_add(1, Ordering::Relaxed);
         if !self.inbox.deliver(BackplaneEvent::Up) {
             return Ended::Left;
         }
-        let mut heard = Instant::now();
         loop {
             if self.left.load(Ordering::Relaxed) {
                 return Ended::Left;
             }
+            let (read_until, probe) = match link.poll(Instant::now()) {
+                LinkStep::Wait { until } => (until, false),
+                LinkStep::Probe { deadline } => (Some(deadline), true),
+                LinkStep::Drop { lost } => return Ended::Dropped(lost),
+                // Not while up; should it happen, this connection is done.
+                LinkStep::Connect { .. } => return Ended::Dropped(false),
+            };
+            let timeout = read_until.map_or(POLL, |at| {
+                let left = left_until(at);
+                if probe {
+                    left
+                } else {
+                    left.min(POLL)
+                }
+            });
+            if let Err(e) = pubsub.set_read_timeout(Some(timeout)) {
+                return Ended::Lost(e.to_string());
+            }
+            if probe {
+                // The answer must come by the probe's deadline (the read timeout).
+                match pubsub.ping::<redis::Value>() {
+                    Ok(_) => link.heard(Instant::now()),
+                    Err(e) => return Ended::Lost(e.to_string()),
+                }
+                continue;
+            }
             match pubsub.get_message() {
                 Ok(message) => {
-                    heard = Instant::now();
+                    link.heard(Instant::now());
                     let bytes = message.get_payload_bytes().to_vec();
                     if !self.inbox.deliver(BackplaneEvent::Message(bytes)) {
                         return Ended::Left;
                     }
                 }
-                Err(e) if e.is_timeout() => {
-                    if heard.elapsed() >= IDLE_PING {
-                        // The answer to PING must come within IO_TIMEOUT.
-                        if let Err(e) = pubsub
-                            .set_read_timeout(Some(IO_TIMEOUT))
-                            .and_then(|()| pubsub.ping::<redis::Value>())
-                            .and_then(|_| pubsub.set_read_timeout(Some(POLL)))
-                        {
-                            return Ended::Lost(e);
-                        }
-                        heard = Instant::now();
-                    }
-                }
-                Err(e) => return Ended::Lost(e),
+                Err(e) if e.is_timeout() => {}
+                Err(e) => return Ended::Lost(e.to_string()),
             }
         }
     }
+}
+
+/// The time left until `at`, at least a millisecond (a zero socket timeout means
+/// none at all).
+fn left_until(at: Instant) -> Duration {
+    at.saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
 }
 
 struct Publisher {
@@ -253,9 +277,11 @@ struct Publisher {
 
 impl Publisher {
     fn run(self) {
+        // A connection that only writes: its writes time out, nothing probes it.
+        let mut config = LinkConfig::default();
+        config.idle_probe = None;
+        let mut link = BackplaneLink::new(config, Instant::now());
         let mut conn: Option<Connection> = None;
-        let mut attempt = 0;
-        let mut retry_at = Instant::now();
         let mut seen = 0;
         while let Ok((channel, bytes)) = self.rx.recv() {
             let changes = self.changes.load(Ordering::Relaxed);
@@ -264,19 +290,19 @@ impl Publisher {
                 // connection, most likely. Start afresh now.
                 seen = changes;
                 conn = None;
-                attempt = 0;
-                retry_at = Instant::now();
+                link.restart(Instant::now());
             }
-            if conn.is_none() && Instant::now() >= retry_at {
-                match self.connect() {
-                    Ok(c) => {
-                        conn = Some(c);
-                        attempt = 0;
-                    }
-                    Err(e) => {
-                        crate::trace::backplane_lost(&e.to_string());
-                        retry_at = Instant::now() + RETRY.delay(attempt);
-                        attempt = attempt.saturating_add(1);
+            if conn.is_none() {
+                if let LinkStep::Connect { deadline } = link.poll(Instant::now()) {
+                    match self.connect(deadline, link.config().io_timeout) {
+                        Ok(c) => {
+                            conn = Some(c);
+                            link.connected(Instant::now());
+                        }
+                        Err(e) => {
+                            crate::trace::backplane_lost(&e.to_string());
+                            link.failed(Instant::now());
+                        }
                     }
                 }
             }
@@ -291,18 +317,18 @@ impl Publisher {
             if let Err(e) = published {
                 crate::trace::backplane_lost(&e.to_string());
                 conn = None;
-                retry_at = Instant::now();
+                link.failed(Instant::now());
             }
         }
     }
 
-    fn connect(&self) -> redis::RedisResult<Connection> {
+    fn connect(&self, deadline: Instant, io_timeout: Duration) -> redis::RedisResult<Connection> {
         let conn = self
             .backplane
             .client
-            .get_connection_with_timeout(IO_TIMEOUT)?;
-        conn.set_write_timeout(Some(IO_TIMEOUT))?;
-        conn.set_read_timeout(Some(IO_TIMEOUT))?;
+            .get_connection_with_timeout(left_until(deadline))?;
+        conn.set_write_timeout(Some(io_timeout))?;
+        conn.set_read_timeout(Some(io_timeout))?;
         Ok(conn)
     }
 }
