@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use heartline_core::{
     Action, Backoff, Client, ClientConfig, ConnId, ConnectError, Event, Frame, Jitter, Message,
-    Notice,
 };
+use heartline_examples::events::describe;
 
 struct Script {
     client: Client,
@@ -51,43 +51,6 @@ impl Script {
     fn after(&mut self, ms: u64, event: Event<'_>) {
         self.now += Duration::from_millis(ms);
         self.client.handle_event(self.now, event);
-    }
-}
-
-fn describe(n: &Notice) -> String {
-    match n {
-        Notice::Connecting { conn, attempt: 0 } => format!("connecting {conn}"),
-        Notice::Connecting { conn, attempt } => {
-            format!("connecting {conn} (reconnect attempt {attempt})")
-        }
-        Notice::Open { conn } => format!("open {conn}"),
-        Notice::Rtt(d) => format!("heartbeat answered, round trip {} ms", d.as_millis()),
-        Notice::HeartbeatMissed { conn } => format!("no heartbeat reply on {conn}: peer is dead"),
-        Notice::ConnectFailed { conn, error } => format!("connect {conn} failed: {error}"),
-        Notice::Closed {
-            conn,
-            code,
-            reason,
-            by,
-        } => {
-            format!("closed {conn}: code {code} \"{reason}\" by {}", by.as_str())
-        }
-        Notice::ReconnectScheduled { attempt, delay } => {
-            format!("reconnect attempt {attempt} in {} ms", delay.as_millis())
-        }
-        Notice::GaveUp { reason } => format!("gave up: {reason}"),
-        Notice::Resumed { lost } => format!("woke {} ms late: probing", lost.as_millis()),
-        Notice::Unconfirmed { conn, messages, .. } => {
-            format!("{conn} took {messages} messages the server was not seen to read")
-        }
-        Notice::Dropped {
-            messages,
-            bytes,
-            cause,
-        } => {
-            format!("dropped {messages} queued messages ({bytes} bytes): {cause:?}")
-        }
-        other => format!("{other:?}"),
     }
 }
 
