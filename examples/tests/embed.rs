@@ -120,3 +120,36 @@ fn every_client_reopens_once_after_a_server_restart() {
         "{registered:?}"
     );
 }
+
+#[test]
+fn a_server_that_sends_bad_utf8_gets_a_1007_close_and_the_client_reconnects() {
+    use std::io::Write;
+    use tungstenite::protocol::frame::coding::CloseCode;
+    use tungstenite::Message;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_embed"));
+    command.args([&format!("ws://{addr}/ws/"), "--clients", "1", "--until-eof"]);
+    let _embed = Proc::spawn(command);
+
+    let (stream, _) = listener.accept().expect("the client connects");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    let mut ws = tungstenite::accept(stream).expect("upgrade");
+    // A text frame whose payload is not UTF-8, written past tungstenite's checks.
+    ws.get_mut()
+        .write_all(&[0x81, 0x02, 0xff, 0xfe])
+        .expect("write the frame");
+    let close = loop {
+        match ws.read().expect("the client answers before it goes") {
+            Message::Close(close) => break close,
+            _ => continue,
+        }
+    };
+    let close = close.expect("a Close frame with a code");
+    assert_eq!(close.code, CloseCode::Invalid, "1007: invalid payload");
+    // The connection ends there, and the client comes back.
+    let (_again, _) = listener.accept().expect("the client reconnects");
+}

@@ -3,8 +3,8 @@
 //! One thread, one `mio` poller, many clients on non-blocking sockets. tungstenite
 //! turns bytes into frames; [`heartline_core::Client`] makes every decision: when to
 //! connect, ping, declare the server dead, back off and reconnect, give up. No heartline
-//! adapter crate is used: this file is the whole driver, and `docs/embedding.md` walks
-//! through it.
+//! adapter is used (only heartline-tungstenite's table of the close code a read error
+//! calls for): this file is the whole driver, and `docs/embedding.md` walks through it.
 //!
 //! ```text
 //! embed URL [--clients N] [--duration-s S] [--until-eof] [--ping-interval-ms N]
@@ -30,6 +30,8 @@ use heartline_core::{
 };
 use heartline_examples::events::{binary_json, notice_json, text_json};
 use heartline_examples::jsonl::{self, EventLog, Value};
+// The close code a tungstenite read error calls for (the one table the adapters use).
+use heartline_tungstenite::wire::violation;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use tungstenite::handshake::client::{ClientHandshake, Response};
@@ -69,11 +71,14 @@ enum Sock {
     Tcp(ConnId, TcpStream),
     /// WebSocket upgrade in flight.
     Upgrade(ConnId, MidHandshake<Handshake>),
-    /// Open. `blocked`: a write could not finish, and the core was told.
+    /// Open. `blocked`: a write could not finish, and the core was told. `failed`: the
+    /// peer broke the protocol; nothing more is read, and the connection ends once the
+    /// core's Close frame is written.
     Open {
         conn: ConnId,
         ws: WebSocket<TcpStream>,
         blocked: bool,
+        failed: bool,
     },
 }
 
@@ -231,6 +236,11 @@ fn turn(
     while let Some(action) = slot.core.poll_action() {
         slot.act(action, ctx, now);
     }
+    if slot.end_if_failed(ctx, now) {
+        while let Some(action) = slot.core.poll_action() {
+            slot.act(action, ctx, now);
+        }
+    }
     while let Some(notice) = slot.core.poll_notice() {
         slot.tally(&notice);
         let line = notice_json(ctx.log.t_ms(), &notice);
@@ -286,6 +296,7 @@ impl Slot {
                     conn,
                     ws,
                     blocked: false,
+                    failed: false,
                 }
             }
             Err(HandshakeError::Interrupted(mid)) => Sock::Upgrade(conn, mid),
@@ -318,7 +329,13 @@ impl Slot {
     /// Reads until the socket has nothing more (the poller is edge-triggered).
     fn read(&mut self, ctx: &Ctx, now: Instant) {
         loop {
-            let Sock::Open { conn, ws, .. } = &mut self.sock else {
+            let Sock::Open {
+                conn,
+                ws,
+                failed: false,
+                ..
+            } = &mut self.sock
+            else {
                 return;
             };
             let conn = *conn;
@@ -341,15 +358,37 @@ impl Slot {
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(tungstenite::Error::ConnectionClosed) => return self.ended(ctx, now, None),
-                Err(e) => return self.ended(ctx, now, Some(&e.to_string())),
+                // Bad UTF-8, an oversized message, a malformed frame: the core closes
+                // with the matching code (1007, 1009, 1002) and reconnects.
+                Err(e) => match violation(&e) {
+                    Some((code, reason)) => {
+                        if let Sock::Open { failed, .. } = &mut self.sock {
+                            *failed = true;
+                        }
+                        return self.feed(now, Event::Violation(conn, code, reason));
+                    }
+                    None => return self.ended(ctx, now, Some(&e.to_string())),
+                },
             }
         }
+    }
+
+    /// After a violation, once the core's Close is written: the connection ends.
+    fn end_if_failed(&mut self, ctx: &Ctx, now: Instant) -> bool {
+        let failed = matches!(self.sock, Sock::Open { failed: true, .. });
+        if failed {
+            self.ended(ctx, now, None);
+        }
+        failed
     }
 
     /// Pushes buffered bytes to the socket and tells the core whether writes are stuck
     /// or moving again: the core alone decides when "stuck" has lasted too long.
     fn flush(&mut self, ctx: &Ctx, now: Instant) {
-        let Sock::Open { conn, ws, blocked } = &mut self.sock else {
+        let Sock::Open {
+            conn, ws, blocked, ..
+        } = &mut self.sock
+        else {
             return;
         };
         let conn = *conn;
