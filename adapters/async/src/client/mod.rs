@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use async_tungstenite::tungstenite;
 use async_tungstenite::WebSocketStream;
-use futures_lite::{future, Stream};
+use futures_lite::future;
 use futures_util::{Sink, SinkExt};
 use heartline_core::{Action, ConnId, Disposition, Event};
 use heartline_tungstenite::client::{
@@ -29,6 +29,7 @@ use heartline_tungstenite::{wire, Wait};
 
 mod build;
 mod connector;
+mod events;
 mod readable;
 mod responder;
 
@@ -42,6 +43,7 @@ pub use connector::Connector;
 pub(crate) use connector::Secured;
 #[cfg(feature = "async-io")]
 pub use connector::TcpConnector;
+pub use events::ClientEvents;
 pub use responder::Responder;
 
 use readable::Readable;
@@ -50,42 +52,6 @@ use responder::{DirectSink, DirectWrite, Handler};
 use crate::handoff::{EventReceiver, EventSender, Nudge};
 use crate::runtime::{self, Runtime, Timer};
 use crate::tls::MaybeTls;
-/// The client's events, in order. The stream ends after the client is closed for good
-/// (closed by the application, or gave up).
-///
-/// Events queue without bound, so an application that reads slowly never stalls the
-/// connection's heartbeat; the queue holds what the application has not read yet.
-/// Once this is dropped, events are discarded (the client keeps running for its
-/// handles).
-#[derive(Debug)]
-pub struct ClientEvents {
-    rx: EventReceiver,
-}
-
-impl ClientEvents {
-    /// The next event, or `None` after the client is closed for good.
-    pub async fn recv(&mut self) -> Option<ClientEvent> {
-        std::future::poll_fn(|cx| self.rx.poll_recv(Some(cx))).await
-    }
-
-    /// The next event if one is ready.
-    pub fn try_recv(&mut self) -> Option<ClientEvent> {
-        match self.rx.poll_recv(None) {
-            Poll::Ready(event) => event,
-            Poll::Pending => None,
-        }
-    }
-}
-
-impl Stream for ClientEvents {
-    type Item = ClientEvent;
-
-    #[inline]
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
-        self.rx.poll_recv(Some(cx))
-    }
-}
-
 type Ws<C> = WebSocketStream<MaybeTls<<C as Connector>::Stream>>;
 // The stream comes boxed: it is large, and what woke the driver passes through every
 // turn's select.
