@@ -78,9 +78,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
     }
 }
 
-/// `stream` as is for `ws://`, or after a TLS handshake through futures-rustls for
-/// `wss://` (what [`Connector::secure`](crate::Connector::secure) does by default).
-pub(crate) async fn wrap<S>(
+/// `stream` after a TLS handshake through futures-rustls, for `wss://` (what
+/// [`Connector::secure`](crate::Connector::secure) does by default).
+pub(crate) async fn handshake<S>(
     stream: S,
     endpoint: &Endpoint,
     prepared: &Prepared,
@@ -88,9 +88,6 @@ pub(crate) async fn wrap<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if !endpoint.tls {
-        return Ok(MaybeTls::Plain(stream));
-    }
     #[cfg(feature = "rustls")]
     {
         let name = heartline_tungstenite::tls::server_name(&endpoint.host)?;
@@ -103,7 +100,7 @@ where
     }
     #[cfg(not(feature = "rustls"))]
     {
-        let _ = prepared;
+        let _ = (stream, prepared);
         Err(heartline_tungstenite::tls::tls_unavailable(
             &endpoint.host,
             "heartline-async",
@@ -111,18 +108,15 @@ where
     }
 }
 
-/// tokio's `stream` as is for `ws://`, or after a TLS handshake through tokio-rustls
-/// for `wss://`; either seen as a futures-io stream.
+/// tokio's `stream` after a TLS handshake through tokio-rustls, for `wss://`, seen as a
+/// futures-io stream.
 #[cfg(feature = "tokio-rustls")]
-pub(crate) async fn wrap_tokio(
+pub(crate) async fn handshake_tokio(
     stream: tokio::net::TcpStream,
     endpoint: &Endpoint,
     prepared: &Prepared,
 ) -> Result<MaybeTls<tokio_util::compat::Compat<tokio::net::TcpStream>>, String> {
     use tokio_util::compat::TokioAsyncReadCompatExt;
-    if !endpoint.tls {
-        return Ok(MaybeTls::Plain(stream.compat()));
-    }
     let name = heartline_tungstenite::tls::server_name(&endpoint.host)?;
     let connector = tokio_rustls::TlsConnector::from(prepared.tls.config()?);
     let stream = connector

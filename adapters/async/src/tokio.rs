@@ -54,7 +54,7 @@ impl Connector for TcpConnector {
         endpoint: &'a Endpoint,
         prepared: &'a Prepared,
     ) -> Secured<'a, Self::Stream> {
-        Box::pin(crate::tls::wrap_tokio(
+        Box::pin(crate::tls::handshake_tokio(
             stream.into_inner(),
             endpoint,
             prepared,

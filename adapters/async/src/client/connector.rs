@@ -13,7 +13,7 @@ use heartline_tungstenite::client::{Endpoint, Prepared};
 use crate::runtime::Runtime;
 use crate::tls::{self, MaybeTls};
 
-/// What [`Connector::secure`] gives: the stream, TLS or not, or why not.
+/// What [`Connector::secure`] gives: the stream under TLS, or why not.
 pub type Secured<'a, S> = Pin<Box<dyn Future<Output = Result<MaybeTls<S>, String>> + Send + 'a>>;
 
 /// Opens the TCP (or other byte) stream for a connection attempt; TLS and the WebSocket
@@ -32,10 +32,9 @@ pub trait Connector: Send + Sync + 'static {
         port: u16,
     ) -> Pin<Box<dyn Future<Output = io::Result<Self::Stream>> + Send + 'static>>;
 
-    /// The stream as is for `ws://`; for `wss://`, after a TLS handshake with rustls
-    /// through futures-rustls (feature `rustls`), or an error without that feature.
-    /// The tokio connector does TLS on tokio's own stream instead (feature
-    /// `tokio-rustls`).
+    /// The stream after a TLS handshake for `wss://`: rustls through futures-rustls
+    /// (feature `rustls`), or an error without that feature. The tokio connector does
+    /// TLS on tokio's own stream instead (feature `tokio-rustls`).
     #[doc(hidden)]
     fn secure<'a>(
         &'a self,
@@ -43,7 +42,7 @@ pub trait Connector: Send + Sync + 'static {
         endpoint: &'a Endpoint,
         prepared: &'a Prepared,
     ) -> Secured<'a, Self::Stream> {
-        Box::pin(tls::wrap(stream, endpoint, prepared))
+        Box::pin(tls::handshake(stream, endpoint, prepared))
     }
 }
 

@@ -67,10 +67,14 @@ fn attempt<C: Connector>(connector: Arc<C>, prepared: Arc<Prepared>, number: u32
             .connect(host.clone(), port)
             .await
             .map_err(|e| AttemptError::Io(format!("connect to {host}:{port}: {e}")))?;
-        let stream = connector
-            .secure(tcp, &endpoint, &prepared)
-            .await
-            .map_err(AttemptError::Io)?;
+        let stream = if endpoint.tls {
+            connector
+                .secure(tcp, &endpoint, &prepared)
+                .await
+                .map_err(AttemptError::Io)?
+        } else {
+            MaybeTls::Plain(tcp)
+        };
         let config = Some(prepared.ws_config);
         let (ws, _response) =
             async_tungstenite::client_async_with_config(request, stream, config).await?;
